@@ -1,0 +1,3 @@
+from aggbatt.cli import main
+
+raise SystemExit(main())

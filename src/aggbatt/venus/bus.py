@@ -1,0 +1,111 @@
+"""Choosing and opening a bus connection, and the few raw bus calls every role needs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from dbus_fast import BusType, Message, MessageType
+from dbus_fast.aio import MessageBus
+
+BUSITEM = "com.victronenergy.BusItem"
+VICTRON_PREFIX = "com.victronenergy."
+DBUS_NAME = "org.freedesktop.DBus"
+DBUS_PATH = "/org/freedesktop/DBus"
+CALL_TIMEOUT = 10.0
+
+
+class BusCallError(Exception):
+    """A method call answered with a D-Bus error."""
+
+    def __init__(self, error_name: str, text: str) -> None:
+        super().__init__(f"{error_name}: {text}")
+        self.error_name = error_name
+        self.text = text
+
+
+def resolve_bus(choice: str | None = None) -> tuple[BusType, str | None]:
+    """Map ``--bus system|session|ADDRESS`` to a bus type and optional address.
+
+    Without a choice velib's rule applies: the session bus when ``DBUS_SESSION_BUS_ADDRESS`` is
+    set (a test or demo bus), the system bus otherwise (Venus).
+    """
+    if choice is None:
+        choice = "session" if os.environ.get("DBUS_SESSION_BUS_ADDRESS") else "system"
+    if choice == "system":
+        return BusType.SYSTEM, None
+    if choice == "session":
+        return BusType.SESSION, None
+    return BusType.SESSION, choice
+
+
+async def connect(choice: str | None = None) -> MessageBus:
+    """Open a new connection (each exported service and each monitor owns its own)."""
+    bus_type, address = resolve_bus(choice)
+    bus = MessageBus(bus_address=address, bus_type=bus_type)
+    return await bus.connect()
+
+
+async def call(
+    bus: MessageBus,
+    destination: str,
+    path: str,
+    member: str,
+    signature: str = "",
+    body: list[Any] | None = None,
+    interface: str | None = BUSITEM,
+    timeout: float = CALL_TIMEOUT,
+) -> list[Any]:
+    """Call a method and return the reply body.
+
+    A D-Bus error reply, a lost connection or no answer within ``timeout`` seconds raise
+    BusCallError, so a hung peer can never hang its caller.
+    """
+    message = Message(
+        destination=destination,
+        path=path,
+        interface=interface,
+        member=member,
+        signature=signature,
+        body=body or [],
+    )
+    try:
+        reply = await asyncio.wait_for(bus.call(message), timeout)
+    except TimeoutError:
+        raise BusCallError("timeout", f"{destination}{path} {member}: no answer") from None
+    except (OSError, EOFError) as exc:
+        raise BusCallError("disconnected", str(exc)) from exc
+    if reply is None:
+        raise BusCallError("no-reply", f"{destination}{path} {member}")
+    if reply.message_type == MessageType.ERROR:
+        detail = reply.body[0] if reply.body else ""
+        raise BusCallError(reply.error_name or "unknown", str(detail))
+    return list(reply.body)
+
+
+async def add_match(bus: MessageBus, rule: str) -> None:
+    await call(bus, DBUS_NAME, DBUS_PATH, "AddMatch", "s", [rule], interface=DBUS_NAME)
+
+
+async def remove_match(bus: MessageBus, rule: str) -> None:
+    await call(bus, DBUS_NAME, DBUS_PATH, "RemoveMatch", "s", [rule], interface=DBUS_NAME)
+
+
+async def list_names(bus: MessageBus) -> list[str]:
+    body = await call(bus, DBUS_NAME, DBUS_PATH, "ListNames", interface=DBUS_NAME)
+    return list(body[0])
+
+
+async def get_name_owner(bus: MessageBus, name: str) -> str | None:
+    try:
+        body = await call(bus, DBUS_NAME, DBUS_PATH, "GetNameOwner", "s", [name], DBUS_NAME)
+    except BusCallError:
+        return None
+    return str(body[0])
+
+
+def service_class(name: str) -> str:
+    """``com.victronenergy.battery.ttyUSB0`` -> ``battery``."""
+    rest = name[len(VICTRON_PREFIX) :] if name.startswith(VICTRON_PREFIX) else name
+    return rest.split(".", 1)[0]

@@ -1,0 +1,325 @@
+"""Track ``com.victronenergy.*`` services live: discovery, one scan each, then signals only.
+
+Theory of operation
+-------------------
+The :class:`Monitor` owns one bus connection. It learns about services from ``ListNames`` at
+start and from ``NameOwnerChanged`` (``arg0namespace=com.victronenergy``) afterwards. For each
+service it wants (a predicate on the well-known name), it:
+
+1. records the service under its owner's unique name, the key every signal carries;
+2. adds match rules for that sender's ``ItemsChanged`` (on ``/``) and ``PropertiesChanged``
+   (any path) *before* scanning, so no update is lost between scan and subscription;
+3. scans with ``GetItems``; when that fails, the legacy way: ``GetValue`` on ``/`` (relative
+   keys), then per-path ``GetValue`` for the paths the caller named for that service class;
+4. merges the scan under any value that arrived by signal meanwhile (the signal is newer);
+5. skips services without a valid ``/DeviceInstance``, as velib's DbusMonitor does.
+
+After that the snapshot ``{path: value}`` is kept current from signals only; nothing polls. Each
+value carries the monotonic time it last changed, so the core can tell a frozen battery from a
+quiet one. When the owner goes away the service is dropped and the listener told; a service is
+never asked to invalidate its values before it leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
+
+from aggbatt.venus import bus as busmod
+from aggbatt.venus.bus import BUSITEM, DBUS_NAME, VICTRON_PREFIX, BusCallError
+from aggbatt.venus.wire import Value, same_value, unwrap, wrap
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(eq=False)
+class RemoteService:
+    """What we know of one service on the bus: a live snapshot of its values."""
+
+    name: str
+    owner: str
+    values: dict[str, Value] = field(default_factory=dict)
+    changed_at: dict[str, float] = field(default_factory=dict)
+    """Monotonic time at which each path last took a new value."""
+    last_update: float = 0.0
+    """Monotonic time of the last signal or scan from the service, changed or not."""
+    ready: bool = False
+    _seen_in_scan: set[str] | None = field(default_factory=set, repr=False)
+
+    @property
+    def service_class(self) -> str:
+        return busmod.service_class(self.name)
+
+    @property
+    def device_instance(self) -> int | None:
+        value = self.values.get("/DeviceInstance")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def get(self, path: str, default: Value = None) -> Value:
+        value = self.values.get(path)
+        return default if value is None else value
+
+    def apply(self, changes: Mapping[str, Value], now: float) -> dict[str, Value]:
+        """Store signalled values; returns those that really changed."""
+        self.last_update = now
+        seen = self._seen_in_scan
+        if seen is not None:
+            seen.update(changes)
+        changed: dict[str, Value] = {}
+        values = self.values
+        for path, value in changes.items():
+            if path in values and same_value(values[path], value):
+                continue
+            values[path] = value
+            self.changed_at[path] = now
+            changed[path] = value
+        return changed
+
+    def apply_scan(self, scanned: Mapping[str, Value], now: float) -> None:
+        """Merge a scan result under the values signalled while it ran."""
+        seen = self._seen_in_scan or set()
+        for path, value in scanned.items():
+            if path not in seen:
+                self.values[path] = value
+                self.changed_at[path] = now
+        self._seen_in_scan = None
+        self.last_update = now
+        self.ready = True
+
+
+class MonitorListener:
+    """Receives what the monitor learns. Override what you need; called on the event loop."""
+
+    def service_added(self, service: RemoteService) -> None:
+        """A wanted service finished its scan and is now tracked."""
+
+    def service_removed(self, service: RemoteService) -> None:
+        """The owner of a tracked service left the bus."""
+
+    def values_changed(self, service: RemoteService, changes: dict[str, Value]) -> None:
+        """A tracked service published new values (only the ones that changed)."""
+
+
+def victron_services(name: str) -> bool:
+    return name.startswith(VICTRON_PREFIX)
+
+
+class Monitor:
+    """Live view of the wanted services on one bus connection."""
+
+    def __init__(
+        self,
+        bus: MessageBus,
+        *,
+        want: Callable[[str], bool] = victron_services,
+        ignore: Iterable[str] = (),
+        listener: MonitorListener | None = None,
+        fallback_paths: Mapping[str, Sequence[str]] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.bus = bus
+        self.listener = listener or MonitorListener()
+        self.services: dict[str, RemoteService] = {}
+        """Tracked (scanned, valid) services by well-known name."""
+        self._want = want
+        self._ignore = set(ignore)
+        self._fallback_paths = dict(fallback_paths or {})
+        self._clock = clock
+        self._by_owner: dict[str, list[RemoteService]] = {}
+        self._pending: dict[str, RemoteService] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    @classmethod
+    async def connect(cls, bus_choice: str | None = None, **options: Any) -> Monitor:
+        return cls(await busmod.connect(bus_choice), **options)
+
+    def ignore(self, name: str) -> None:
+        """Never track this name (our own service); drops it if tracked already."""
+        self._ignore.add(name)
+        service = self.services.get(name)
+        if service is not None:
+            self._drop(service)
+
+    async def start(self) -> None:
+        """Subscribe to name changes, then scan every wanted service on the bus."""
+        self.bus.add_message_handler(self._on_message)
+        rule = (
+            f"type='signal',sender='{DBUS_NAME}',interface='{DBUS_NAME}',member='NameOwnerChanged'"
+        )
+        try:
+            await busmod.add_match(self.bus, rule + ",arg0namespace='com.victronenergy'")
+        except BusCallError:  # a bus without arg0namespace support
+            await busmod.add_match(self.bus, rule)
+        self._started = True
+        names = [n for n in await busmod.list_names(self.bus) if self._wanted(n)]
+        owners = await asyncio.gather(*(busmod.get_name_owner(self.bus, n) for n in names))
+        await asyncio.gather(
+            *(self._add(name, owner) for name, owner in zip(names, owners, strict=True) if owner)
+        )
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self.bus.remove_message_handler(self._on_message)
+        self.bus.disconnect()
+        try:
+            await self.bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+        except Exception:
+            log.debug("monitor bus closed with an error", exc_info=True)
+
+    def of_class(self, service_class: str) -> list[RemoteService]:
+        return [s for s in self.services.values() if s.service_class == service_class]
+
+    async def set_value(self, name: str, path: str, value: Value) -> int:
+        """SetValue on another service; returns its code, or -1 when the call failed."""
+        try:
+            body = await busmod.call(self.bus, name, path, "SetValue", "v", [wrap(value)])
+        except BusCallError as exc:
+            log.warning("SetValue %s%s=%r failed: %s", name, path, value, exc)
+            return -1
+        return int(body[0])
+
+    # --- signals ----------------------------------------------------------------------------
+
+    def _wanted(self, name: str) -> bool:
+        return name not in self._ignore and self._want(name)
+
+    def _on_message(self, msg: Message) -> None:
+        if msg.message_type != MessageType.SIGNAL:
+            return
+        member = msg.member
+        if member in {"ItemsChanged", "PropertiesChanged"}:
+            services = self._by_owner.get(msg.sender or "")
+            if services and msg.interface == BUSITEM:
+                self._on_update(services, msg)
+        elif member == "NameOwnerChanged" and msg.sender == DBUS_NAME:
+            name, old, new = msg.body
+            if self._wanted(name):
+                self._spawn(self._owner_changed(name, old, new))
+
+    def _on_update(self, services: list[RemoteService], msg: Message) -> None:
+        try:
+            if msg.member == "ItemsChanged":
+                if msg.path != "/":
+                    return
+                changes = {
+                    path: unwrap(entry["Value"])
+                    for path, entry in msg.body[0].items()
+                    if "Value" in entry
+                }
+            else:
+                entry = msg.body[0]
+                if "Value" not in entry:
+                    return
+                changes = {msg.path or "/": unwrap(entry["Value"])}
+        except (IndexError, AttributeError, TypeError, KeyError):
+            log.warning("malformed %s from %s ignored", msg.member, msg.sender)
+            return
+        now = self._clock()
+        for service in services:
+            changed = service.apply(changes, now)
+            if changed and service.ready:
+                self.listener.values_changed(service, changed)
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _owner_changed(self, name: str, old: str, new: str) -> None:
+        if old:
+            for service in [s for s in (self.services.get(name), self._pending.get(name)) if s]:
+                self._drop(service)
+        if new:
+            await self._add(name, new)
+
+    # --- scanning ---------------------------------------------------------------------------
+
+    async def _add(self, name: str, owner: str) -> None:
+        service = RemoteService(name, owner)
+        self._pending[name] = service
+        first_of_owner = owner not in self._by_owner
+        self._by_owner.setdefault(owner, []).append(service)
+        try:
+            if first_of_owner:
+                for rule in self._rules(owner):
+                    await busmod.add_match(self.bus, rule)
+            scanned = await self._scan(service)
+        except BusCallError as exc:
+            log.info("could not scan %s (%s); it is not tracked", name, exc)
+            scanned = None
+        if self._pending.get(name) is not service:
+            return  # it left while we scanned
+        del self._pending[name]
+        service.apply_scan(scanned or {}, self._clock())
+        if scanned is None or service.device_instance is None:
+            if scanned is not None:
+                log.info("%s has no /DeviceInstance; it is not tracked", name)
+            self._drop(service, tell=False)
+            return
+        self.services[name] = service
+        log.debug("tracking %s (%s, %d paths)", name, owner, len(service.values))
+        self.listener.service_added(service)
+
+    async def _scan(self, service: RemoteService) -> dict[str, Value]:
+        owner = service.owner
+        try:
+            body = await busmod.call(self.bus, owner, "/", "GetItems")
+            return {path: unwrap(entry.get("Value")) for path, entry in body[0].items()}
+        except BusCallError as exc:
+            log.debug("%s has no GetItems (%s); legacy scan", service.name, exc.error_name)
+        values: dict[str, Value] = {}
+        try:
+            body = await busmod.call(self.bus, owner, "/", "GetValue")
+            tree = unwrap(body[0])
+            if isinstance(tree, dict):
+                values = {"/" + key: value for key, value in tree.items()}
+        except BusCallError:
+            log.debug("%s has no root GetValue; per-path scan", service.name)
+        wanted = ["/DeviceInstance", *self._fallback_paths.get(service.service_class, ())]
+        for path in wanted:
+            if path in values:
+                continue
+            try:
+                body = await busmod.call(self.bus, owner, path, "GetValue")
+            except BusCallError:
+                continue
+            values[path] = unwrap(body[0])
+        return values
+
+    def _rules(self, owner: str) -> list[str]:
+        common = f"type='signal',sender='{owner}',interface='{BUSITEM}'"
+        return [f"{common},member='ItemsChanged',path='/'", f"{common},member='PropertiesChanged'"]
+
+    def _drop(self, service: RemoteService, tell: bool = True) -> None:
+        was_tracked = self.services.get(service.name) is service
+        if was_tracked:
+            del self.services[service.name]
+        if self._pending.get(service.name) is service:
+            del self._pending[service.name]
+        siblings = self._by_owner.get(service.owner, [])
+        if service in siblings:
+            siblings.remove(service)
+        if not siblings and service.owner in self._by_owner:
+            del self._by_owner[service.owner]
+            if self._started and self.bus.connected:
+                for rule in self._rules(service.owner):
+                    self._spawn(self._remove_match(rule))
+        if was_tracked and tell:
+            log.debug("%s left the bus", service.name)
+            self.listener.service_removed(service)
+
+    async def _remove_match(self, rule: str) -> None:
+        with contextlib.suppress(BusCallError):
+            await busmod.remove_match(self.bus, rule)
