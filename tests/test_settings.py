@@ -113,9 +113,13 @@ async def test_localsettings_extra_methods(
         body = await busmod.call(raw_bus, SETTINGS_SERVICE, "/Settings/Test/Level", member)
         assert body[0] == Variant("i", expected)
     body = await busmod.call(
-        raw_bus, SETTINGS_SERVICE, "/Settings", "AddSetting", "ssvsvv",
+        raw_bus,
+        SETTINGS_SERVICE,
+        "/Settings",
+        "AddSetting",
+        "ssvsvv",
         ["Group", "Name", Variant("i", 3), "i", Variant("i", 0), Variant("i", 5)],
-    )  # fmt: skip
+    )
     assert body == [0]
     assert fake["/Settings/Group/Name"] == 3
     body = await busmod.call(

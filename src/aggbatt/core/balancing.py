@@ -1,0 +1,97 @@
+"""Periodic balancing charge: when it is due, what per-cell voltage it asks for, when it ends.
+
+Theory of operation
+-------------------
+Phases: ``idle`` -> ``charging`` -> ``holding`` -> ``idle``.
+
+* **due**: ``repetition_days`` x 86400 s have elapsed since the last completed balancing.
+  Both are Unix timestamps, so year ends and leap days need no arithmetic of their own (the
+  reference subtracted days of the year and wrapped wrongly, field notes §4.10). A bank never
+  balanced is due at once.
+* **charging**: the per-cell target is max(balancing voltage, month voltage). The goal is
+  reached when the bank voltage is within ``GOAL_MARGIN_V`` per cell of it and the cell
+  difference is below the goal.
+* **holding**: the target stays until the bank has come down to the month's voltage (the
+  balancers keep working meanwhile); then balancing is finished and time-stamped. When the
+  month's voltage is the balancing voltage already, a reached goal just stamps the time.
+
+Time is the wall clock (the timestamps survive restarts) and comes in as an argument; the
+phase is persisted with the timestamp, so a restart mid-balancing continues where it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+Phase = Literal["idle", "charging", "holding"]
+PHASES: tuple[Phase, ...] = ("idle", "charging", "holding")
+DAY_S = 86400.0
+GOAL_MARGIN_V = 0.01
+"""Per cell: the bank counts as at the balancing voltage within this margin of it."""
+
+
+@dataclass(frozen=True, slots=True)
+class BalancingSettings:
+    repetition_days: float
+    balancing_voltage: float
+    cell_diff_goal: float
+    cells: int
+
+
+@dataclass(frozen=True, slots=True)
+class Balancing:
+    last_completed: float | None = None
+    """Unix time of the last completed balancing; None: never."""
+    phase: Phase = "idle"
+    event: str = ""
+
+
+def due_at(state: Balancing, settings: BalancingSettings) -> float | None:
+    """Unix time at which the next balancing is due; None: due now (never balanced)."""
+    if state.last_completed is None:
+        return None
+    return state.last_completed + settings.repetition_days * DAY_S
+
+
+def step(
+    state: Balancing,
+    now: float,
+    month_voltage: float,
+    bank_voltage: float | None,
+    cell_diff: float | None,
+    settings: BalancingSettings,
+) -> Balancing:
+    """One transition at wall time ``now``; ``month_voltage`` is per cell."""
+    state = replace(state, event="") if state.event else state
+    if state.phase == "idle":
+        due = due_at(state, settings)
+        if due is None or now >= due:
+            reason = "never balanced" if due is None else "repetition period elapsed"
+            return replace(state, phase="charging", event=f"balancing started ({reason})")
+        return state
+    if bank_voltage is None:
+        return state
+    target = max(settings.balancing_voltage, month_voltage) * settings.cells
+    if state.phase == "charging":
+        at_voltage = bank_voltage >= target - GOAL_MARGIN_V * settings.cells
+        if at_voltage and cell_diff is not None and cell_diff < settings.cell_diff_goal:
+            if month_voltage >= settings.balancing_voltage:
+                return Balancing(now, "idle", "balancing goal reached")
+            return replace(state, phase="holding", event="balancing goal reached; holding")
+        return state
+    # holding: finished once the bank is back down at the normal charge voltage
+    if bank_voltage <= month_voltage * settings.cells:
+        return Balancing(now, "idle", "balancing finished")
+    return state
+
+
+def target_cell_voltage(
+    state: Balancing, month_voltage: float, month_name: str, settings: BalancingSettings
+) -> tuple[float, str]:
+    """(per-cell charge voltage, the reason for it)."""
+    if state.phase == "charging" and settings.balancing_voltage > month_voltage:
+        return settings.balancing_voltage, "balancing charge"
+    if state.phase == "holding" and settings.balancing_voltage > month_voltage:
+        return settings.balancing_voltage, "balancing: holding until the bank settles"
+    return month_voltage, f"{month_name} charge voltage"

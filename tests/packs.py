@@ -1,0 +1,73 @@
+"""Battery snapshots for core tests: what a serialbattery or a Lynx BMS publishes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pack(
+    cells: list[float] | None = None,
+    *,
+    current: float = 0.0,
+    soc: float = 50.0,
+    installed: float = 280.0,
+    ccl: float | None = 100.0,
+    dcl: float | None = 150.0,
+    cvl: float | None = 55.2,
+    temperature: float | None = 20.0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A serialbattery-like snapshot; ``extra`` overrides paths (use '/Path' keys via dict)."""
+    cells = cells if cells is not None else [3.30] * 16
+    total = round(sum(cells), 4)
+    values: dict[str, Any] = {
+        "/Dc/0/Voltage": total,
+        "/Dc/0/Current": current,
+        "/Dc/0/Power": total * current,
+        "/Soc": soc,
+        "/InstalledCapacity": installed,
+        "/Capacity": installed * soc / 100.0,
+        "/ConsumedAmphours": -(installed - installed * soc / 100.0),
+        "/Dc/0/Temperature": temperature,
+        "/Voltages/Sum": total,
+        "/System/MinCellVoltage": min(cells),
+        "/System/MaxCellVoltage": max(cells),
+        "/System/MinVoltageCellId": f"C{cells.index(min(cells)) + 1}",
+        "/System/MaxVoltageCellId": f"C{cells.index(max(cells)) + 1}",
+        "/System/NrOfCellsPerBattery": len(cells),
+        "/Info/MaxChargeVoltage": cvl,
+        "/Info/MaxChargeCurrent": ccl,
+        "/Info/MaxDischargeCurrent": dcl,
+        "/Io/AllowToCharge": 1,
+        "/Io/AllowToDischarge": 1,
+        "/Io/AllowToBalance": 1,
+        "/Alarms/HighCellVoltage": 0,
+        "/Alarms/LowCellVoltage": 0,
+    }
+    for i, v in enumerate(cells):
+        values[f"/Voltages/Cell{i + 1}"] = v
+    values.update({k if k.startswith("/") else "/" + k: v for k, v in extra.items()})
+    return values
+
+
+def lynx(voltage: float = 52.42, current: float = -75.3, soc: float = 83.51) -> dict[str, Any]:
+    """What Victron's Lynx Smart BMS publishes (bct recording): no cells, /Capacity installed."""
+    return {
+        "/Dc/0/Voltage": voltage,
+        "/Dc/0/Current": current,
+        "/Dc/0/Power": round(voltage * current),
+        "/Soc": soc,
+        "/Capacity": 200,
+        "/ConsumedAmphours": -31.1,
+        "/Dc/0/Temperature": None,
+        "/System/MinCellVoltage": None,
+        "/System/MaxCellVoltage": None,
+        "/Info/MaxChargeVoltage": 54.0,
+        "/Info/MaxChargeCurrent": 200.0,
+        "/Info/MaxDischargeCurrent": 600.0,
+        "/Io/AllowToCharge": 1,
+        "/Io/AllowToDischarge": 1,
+        "/Alarms/LowSoc": 0,
+        "/Alarms/BmsCable": None,
+        "/TimeToGo": None,
+    }

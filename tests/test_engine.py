@@ -1,0 +1,65 @@
+"""One full core cycle from raw snapshots, and continuity of state across a restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from aggbatt.config import validate_config
+from aggbatt.core.engine import initial_state, run_cycle, to_state
+from aggbatt.state import State
+from tests.packs import pack
+
+CONFIG = validate_config({"batteries": {"expected": 2}, "soc": {"own": True}})
+NOW = dt.datetime(2026, 5, 10, 12).timestamp()
+
+
+def snapshots(current: float = 50.0) -> dict[str, dict[str, object]]:
+    return {
+        "com.victronenergy.battery.ttyUSB0": pack([3.30] * 16, current=current / 2, soc=50.0),
+        "com.victronenergy.battery.ttyUSB1": pack([3.31] * 16, current=current / 2, soc=60.0),
+    }
+
+
+NAMES = {"com.victronenergy.battery.ttyUSB0": "", "com.victronenergy.battery.ttyUSB1": "B"}
+
+
+def test_cycle_and_restart_keep_the_counter_and_balancing() -> None:
+    state = initial_state(State(charge_ah=300.0, installed_ah=560.0, last_balancing=NOW - 3600))
+    first = run_cycle(snapshots(), NAMES, CONFIG, state, now_mono=100.0, now_wall=NOW, month=5)
+    assert first.soc == pytest.approx(300.0 / 560.0 * 100)  # restored, not the BMS's 55 %
+    assert first.limits.cvl.value == pytest.approx(16 * 3.40)
+    assert first.limits.cvl.reason.startswith("May charge voltage")
+    assert first.aggregate.batteries[0].name == "ttyUSB0"
+    later = run_cycle(
+        snapshots(), NAMES, CONFIG, first.state, now_mono=120.0, now_wall=NOW + 20, month=5
+    )
+    gained = 50.0 * 0.98 * 20 / 3600
+    assert later.remaining_ah == pytest.approx(300.0 + gained)
+    stored = to_state(later.state, feed_in_original=1)
+    assert stored.charge_ah == pytest.approx(300.0 + gained)
+    # restart: a new monotonic clock, the counter continues from the stored charge
+    again = run_cycle(
+        snapshots(), NAMES, CONFIG, initial_state(stored), now_mono=5.0, now_wall=NOW + 100, month=5
+    )
+    assert again.remaining_ah == pytest.approx(300.0 + gained)
+    assert again.state.balancing.last_completed == NOW - 3600
+
+
+def test_a_missing_battery_is_degraded_not_fatal() -> None:
+    one = {k: v for k, v in snapshots().items() if k.endswith("0")}
+    result = run_cycle(
+        one, NAMES, CONFIG, initial_state(State()), now_mono=1.0, now_wall=NOW, month=5
+    )
+    assert result.aggregate.missing == 1
+    assert result.aggregate.alarms["BmsCable"] == 1
+    assert result.limits.ccl.value > 0
+
+
+def test_never_balanced_bank_starts_balancing() -> None:
+    result = run_cycle(
+        snapshots(), NAMES, CONFIG, initial_state(State()), now_mono=1.0, now_wall=NOW, month=5
+    )
+    assert result.state.balancing.phase == "charging"
+    assert result.limits.mode == "Bulk"  # balancing voltage 3.40 is not above May's 3.40
