@@ -109,3 +109,12 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml")
     assert tomllib.loads(DEFAULT.read_text())["service"]["product_id"] == 0xBA44
+
+
+def test_configuration_reference_is_generated_from_the_model() -> None:
+    from aggbatt.configdoc import render
+
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert page == render(DEFAULT.read_text()), "run: python -m aggbatt.configdoc config.toml"
+    for key in keys_of(Config):
+        assert f"| `{key.rsplit('.', 1)[-1]}` |" in page
