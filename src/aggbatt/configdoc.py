@@ -21,7 +21,8 @@ from aggbatt.config import Config
 def _comments(toml_text: str) -> dict[str, str]:
     """The comment block above each key (or commented-out key), by dotted key."""
     found: dict[str, str] = {}
-    section, block, after_key = "", [], False
+    section, after_key = "", False
+    block: list[str] = []
     for line in toml_text.splitlines():
         stripped = line.strip()
         key = re.match(r"^#?\s*([a-z_]+) = ", stripped)
