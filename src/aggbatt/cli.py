@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aggbatt import __version__
 
@@ -26,7 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=0.0, help="seconds to run (default: until Ctrl-C)"
     )
     demo.add_argument(
-        "--speed", type=float, default=10.0, help="simulated seconds per second (default 10)"
+        "--speed", type=float, default=60.0, help="simulated seconds per second (default 60)"
+    )
+    for flag, what in (
+        ("--pull-at", "pack 2 leaves the bus for 120 s"),
+        ("--peak-at", "a cell of pack 1 peaks by +0.15 V for 120 s"),
+        ("--block-at", "pack 1's BMS blocks charging for 120 s"),
+    ):
+        demo.add_argument(
+            flag, type=float, metavar="SECONDS", help=f"at this simulated time, {what}"
+        )
+    demo.add_argument(
+        "--config", type=Path, help="config file (default: the repository's config.toml)"
     )
     return parser
 
@@ -39,7 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from aggbatt.demo import DemoOptions, run_demo
 
-        options = DemoOptions(args.batteries, args.cells, args.duration, args.speed)
+        options = DemoOptions(
+            args.batteries, args.cells, args.duration, args.speed,
+            args.pull_at, args.peak_at, args.block_at, args.config,
+        )  # fmt: skip
         try:
             return asyncio.run(run_demo(options))
         except KeyboardInterrupt:

@@ -31,7 +31,7 @@ class SystemSpec:
     """Peak MPPT current of the simulated day."""
     load_a: float = 40.0
     """Constant current the Multi draws from the bank for the house load."""
-    day_s: float = 120.0
+    day_s: float = 1200.0
     """Length of one simulated day (solar sine) in seconds."""
 
 
@@ -64,12 +64,18 @@ class SimulatedSystem:
         phase = (self.elapsed % self.spec.day_s) / self.spec.day_s
         return max(0.0, math.sin(phase * 2 * math.pi)) * self.spec.charge_a
 
-    def step(self, dt_s: float, charge_allowed: bool = True) -> None:
-        """Advance the system by ``dt_s`` seconds and publish every device's new values."""
+    def bank_voltage(self) -> float:
+        online = [b for b in self.batteries if b.service is not None] or self.batteries
+        return sum(sum(b.model.voltages(b.current_a)) for b in online) / len(online)
+
+    def step(self, dt_s: float, charge_limit_a: float = math.inf) -> None:
+        """Advance by ``dt_s`` seconds and publish every device's new values.
+
+        ``charge_limit_a`` caps the net charge current into the bank, as DVCC caps the chargers.
+        """
         self.elapsed += dt_s
-        solar = self.solar_current() if charge_allowed else 0.0
-        voltage = sum(b.model.voltages(0.0)[0] for b in self.batteries) / len(self.batteries)
-        voltage *= self.spec.cells
+        solar = min(self.solar_current(), max(0.0, charge_limit_a) + self.spec.load_a)
+        voltage = self.bank_voltage()
         self.mppt.set(solar, voltage)
         self.vebus.set(-self.spec.load_a, voltage)
         online = [b for b in self.batteries if b.service is not None]
