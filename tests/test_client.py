@@ -261,3 +261,20 @@ async def test_burst_ends_with_the_last_value_of_every_path(bus_address: str) ->
 def test_item_entry_shape() -> None:
     entry = Item(1.5).entry("/x")
     assert entry == {"Value": Variant("d", 1.5), "Text": Variant("s", "1.5")}
+
+
+async def test_a_superseded_scan_leaves_nothing_behind(
+    bus_address: str, monitor: tuple[Monitor, Recorder]
+) -> None:
+    """A NameOwnerChanged for a service whose scan is still running replaces that scan."""
+    mon, _ = monitor
+    svc = await make_service(bus_address, BATT, {"/DeviceInstance": 1, "/Soc": 50.0})
+    await mon.start()
+    owner = svc.bus.unique_name
+    # two scans of the same owner at once, as start() and a late NameOwnerChanged can cause
+    await asyncio.gather(mon._add(BATT, owner), mon._add(BATT, owner))
+    assert len(mon._by_owner[owner]) == 1
+    assert mon._by_owner[owner][0] is mon.services[BATT]
+    await svc.close()
+    await wait_until(lambda: BATT not in mon.services)
+    assert owner not in mon._by_owner

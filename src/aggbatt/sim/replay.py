@@ -118,7 +118,10 @@ def load_recording(path: Path) -> Recording:
 
 def load_system(folder: Path) -> list[Recording]:
     """All recordings (``*.csv``) of one recorded system, by file name."""
-    return [load_recording(p) for p in sorted(folder.glob("*.csv"))]
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise RecordingError(f"no recordings (*.csv) in {folder}")
+    return [load_recording(p) for p in files]
 
 
 class Replayer:

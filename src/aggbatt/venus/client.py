@@ -260,7 +260,8 @@ class Monitor:
             log.info("could not scan %s (%s); it is not tracked", name, exc)
             scanned = None
         if self._pending.get(name) is not service:
-            return  # it left while we scanned
+            self._drop(service, tell=False)  # it left, or a newer scan superseded this one
+            return
         del self._pending[name]
         service.apply_scan(scanned or {}, self._clock())
         if scanned is None or service.device_instance is None:
@@ -268,6 +269,9 @@ class Monitor:
                 log.info("%s has no /DeviceInstance; it is not tracked", name)
             self._drop(service, tell=False)
             return
+        previous = self.services.get(name)
+        if previous is not None:
+            self._drop(previous, tell=False)  # replaced by this newer scan
         self.services[name] = service
         log.debug("tracking %s (%s, %d paths)", name, owner, len(service.values))
         self.listener.service_added(service)
