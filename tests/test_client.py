@@ -271,6 +271,7 @@ async def test_a_superseded_scan_leaves_nothing_behind(
     svc = await make_service(bus_address, BATT, {"/DeviceInstance": 1, "/Soc": 50.0})
     await mon.start()
     owner = svc.bus.unique_name
+    assert owner is not None
     # two scans of the same owner at once, as start() and a late NameOwnerChanged can cause
     await asyncio.gather(mon._add(BATT, owner), mon._add(BATT, owner))
     assert len(mon._by_owner[owner]) == 1
