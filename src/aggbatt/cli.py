@@ -1,15 +1,24 @@
-"""Command line: ``aggbatt demo`` (more commands arrive with the daemon)."""
+"""Command line: ``aggbatt run|check|status|demo``.
+
+Exit codes: 0 fine; 1 a runtime failure (the bus, the service name); 2 a bad config or bad
+arguments (nothing is published then).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from aggbatt import __version__
+from aggbatt.config import Config, ConfigError, load_config
+
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,8 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aggbatt", description="Merge parallel batteries on Venus OS into one virtual BMS."
     )
     parser.add_argument("--version", action="version", version=f"aggbatt {__version__}")
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: config)")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the daemon")
+    run.add_argument("--config", type=Path, required=True)
+    run.add_argument("--state-dir", type=Path, default=Path("state"))
+    run.add_argument("--bus", help="system, session or a bus address (default: velib's rule)")
+
+    check = sub.add_parser("check", help="validate a config and print the effective values")
+    check.add_argument("--config", type=Path, required=True)
+
+    status = sub.add_parser("status", help="print the running service's values from the bus")
+    status.add_argument("--bus", help="system, session or a bus address")
+    status.add_argument("--service", default=Config().service.name)
 
     demo = sub.add_parser("demo", help="run on a simulated Venus system on a private D-Bus")
     demo.add_argument("--batteries", type=int, default=2, help="simulated packs (default 2)")
@@ -38,28 +59,93 @@ def build_parser() -> argparse.ArgumentParser:
             flag, type=float, metavar="SECONDS", help=f"at this simulated time, {what}"
         )
     demo.add_argument(
+        "--replay", action="store_true", help="replay the recorded bct system instead"
+    )
+    demo.add_argument(
         "--config", type=Path, help="config file (default: the repository's config.toml)"
     )
     return parser
 
 
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "check":
+        return cmd_check(args)
+    _logging(args.log_level or "WARNING")
+    if args.command == "status":
+        from aggbatt.status import show_status
+
+        return asyncio.run(show_status(args.bus, args.service))
     if args.command == "demo":
         from aggbatt.demo import DemoOptions, run_demo
 
         options = DemoOptions(
             args.batteries, args.cells, args.duration, args.speed,
-            args.pull_at, args.peak_at, args.block_at, args.config,
+            args.pull_at, args.peak_at, args.block_at, args.config, args.replay,
         )  # fmt: skip
         try:
             return asyncio.run(run_demo(options))
         except KeyboardInterrupt:
             return 0
-    return 2
+    return EXIT_CONFIG
+
+
+def _load(path: Path) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"aggbatt: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    own = config.control.own
+    print(f"{args.config}: valid")
+    print(config.model_dump_json(indent=2))
+    volts, factors = own.charge_curve
+    print(f"effective charge curve: {list(zip(volts, factors, strict=True))}")
+    volts, factors = own.discharge_curve
+    print(f"effective discharge curve: {list(zip(volts, factors, strict=True))}")
+    full, empty = config.full_cell_voltage, config.empty_cell_voltage
+    print(f"SoC full at {full} V/cell, empty at {empty} V/cell")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    _logging(args.log_level or config.daemon.log_level)
+    from aggbatt.daemon import Daemon
+    from aggbatt.venus.service import ServiceNameTakenError
+
+    async def main_loop() -> None:
+        daemon = Daemon(config, args.state_dir, args.bus)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, daemon.stop)
+        await daemon.run()
+
+    try:
+        asyncio.run(main_loop())
+    except ServiceNameTakenError as exc:
+        logging.getLogger("aggbatt").error("%s", exc)
+        return EXIT_RUNTIME
+    except (OSError, EOFError) as exc:
+        logging.getLogger("aggbatt").error("D-Bus connection failed: %s", exc)
+        return EXIT_RUNTIME
+    return 0
 
 
 if __name__ == "__main__":

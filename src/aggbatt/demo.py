@@ -1,30 +1,35 @@
-"""``aggbatt demo``: aggbatt's monitor and core on a simulated Venus system, in the terminal.
+"""``aggbatt demo``: the real daemon on a simulated Venus system, watched from the bus.
 
 A private dbus-daemon carries a fake localsettings, simulated serialbattery packs, a Multi and
-an MPPT. aggbatt's monitor reads the packs live from D-Bus; each second the pure core merges
-them and decides CVL/CCL/DCL with their reasons; the simulated MPPT obeys those limits as DVCC
-would, so the cells climb, a cell peaks, the CVL is cut and feed-in switched off.
-Scripted events (``--pull-at``, ``--peak-at``, ``--block-at``) show degraded operation.
+an MPPT (or, with ``--replay``, the recorded bct system). The real :class:`~aggbatt.daemon.Daemon`
+runs on it with the default config.toml and publishes ``com.victronenergy.battery.aggbatt``;
+the view reads that service from the bus exactly as Venus would. The simulated MPPT obeys
+the published CVL and CCL as DVCC would, so the cells climb, a cell peaks, the CVL is cut and
+feed-in is switched off. Scripted events (``--pull-at``, ``--peak-at``, ``--block-at``) show
+degraded operation and blocking.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import sys
-import time
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from aggbatt.config import Config, load_config
-from aggbatt.core.engine import CycleResult, EngineState, initial_state, run_cycle
-from aggbatt.core.merge import CellRef
+from aggbatt.config import Config, load_config, validate_config
+from aggbatt.daemon import Daemon
+from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.sim.privatebus import PrivateBus
+from aggbatt.sim.replay import Replayer, load_system
 from aggbatt.sim.system import SimulatedSystem, SystemSpec
-from aggbatt.state import State
 from aggbatt.venus.client import Monitor
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.toml"
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = ROOT / "config.toml"
+BCT = ROOT.parent / "shared" / "recordings" / "bct"
+LYNX_PARALLEL = "com.victronenergy.battery.lynxparallel0"
 
 
 @dataclass
@@ -36,122 +41,173 @@ class DemoOptions:
     speed: float = 60.0
     """Simulated seconds per real second."""
     pull_at: float | None = None
-    """Simulated second at which pack 2 leaves the bus (it returns 120 s later)."""
     peak_at: float | None = None
-    """Simulated second at which a cell of pack 1 peaks by +0.15 V (for 120 s)."""
     block_at: float | None = None
-    """Simulated second at which pack 1's BMS blocks charging (for 120 s)."""
     config: Path | None = None
+    replay: bool = False
+    events: list[str] = field(default_factory=list)
 
 
-def _v(value: float | None, spec: str, unit: str) -> str:
-    return "---" if value is None else f"{value:{spec}}{unit}"
+def _config(options: DemoOptions) -> tuple[Config, str]:
+    path = options.config or DEFAULT_CONFIG
+    base = load_config(path) if path.exists() else Config()
+    where = str(path) if path.exists() else "built-in defaults"
+    data: dict[str, Any] = base.model_dump()
+    data["daemon"]["log_period"] = 0
+    if options.replay:
+        # the bct system: one 48 V Lynx bank (and a 24 V one, which is not parallel to it)
+        data["batteries"].update(product_names=["Lynx Smart BMS"], include=["48v House"],
+                                 name_path="/CustomName", expected=1)  # fmt: skip
+        data["control"]["mode"] = "passthrough"
+        return validate_config(data), f"{where}, pass-through for the recorded Lynx BMS"
+    data["batteries"].update(expected=options.batteries, cells_per_battery=options.cells)
+    return validate_config(data), where
 
 
-def _cell(cell: CellRef | None) -> str:
-    return "---" if cell is None else f"{cell.value:.3f} ({cell.id})"
+def _text(values: dict[str, Any], path: str, spec: str = "", unit: str = "") -> str:
+    v = values.get(path)
+    if v is None:
+        return "---"
+    if spec and isinstance(v, int | float):
+        return f"{v:{spec}}{unit}"
+    return f"{v}{unit}"
 
 
-def render(result: CycleResult, elapsed: float, events: list[str]) -> list[str]:
-    agg, lim = result.aggregate, result.limits
+def render(ours: dict[str, Any], daemon: Daemon, elapsed: str, events: list[str],
+           victron: dict[str, Any] | None = None) -> list[str]:  # fmt: skip
+    v = ours
     lines = [
-        f"simulated time {elapsed:7.0f} s   batteries online {len(agg.batteries)}"
-        f"   offline {agg.modules_offline}",
-        f"bank  {_v(agg.voltage, '.2f', ' V')}  {_v(agg.current, '+.1f', ' A')}  "
-        f"SoC {_v(result.soc, '.1f', ' %')}  cells {_cell(agg.min_cell)} .. {_cell(agg.max_cell)}",
-        f"mode  {lim.mode}",
-        f"CVL {lim.cvl.value:6.2f} V  {lim.cvl.reason}",
-        f"CCL {lim.ccl.value:6.1f} A  {lim.ccl.reason}",
-        f"DCL {lim.dcl.value:6.1f} A  {lim.dcl.reason}",
-        f"feed-in {'OFF' if lim.feed_in_off else 'on '}  {lim.feed_in_reason}",
+        f"{elapsed}   modules online {_text(v, '/System/NrOfModulesOnline')}"
+        f"   offline {_text(v, '/System/NrOfModulesOffline')}",
+        f"bank  {_text(v, '/Dc/0/Voltage', '.2f', ' V')}  {_text(v, '/Dc/0/Current', '+.1f', ' A')}"
+        f"  SoC {_text(v, '/Soc', '.1f', ' %')}  cells {_text(v, '/System/MinCellVoltage', '.3f')}"
+        f" ({_text(v, '/System/MinVoltageCellId')}) .. {_text(v, '/System/MaxCellVoltage', '.3f')}"
+        f" ({_text(v, '/System/MaxVoltageCellId')})",
+        f"mode  {_text(v, '/Info/ChargeMode')}",
+        f"CVL {_text(v, '/Info/MaxChargeVoltage', '6.2f', ' V')}  "
+        f"{_text(v, '/Info/ChargeVoltageLimitation')}",
+        f"CCL {_text(v, '/Info/MaxChargeCurrent', '6.1f', ' A')}  "
+        f"{_text(v, '/Info/ChargeLimitation')}",
+        f"DCL {_text(v, '/Info/MaxDischargeCurrent', '6.1f', ' A')}  "
+        f"{_text(v, '/Info/DischargeLimitation')}",
     ]
-    alarms = {k: v for k, v in agg.alarms.items() if v}
+    if daemon.result is not None:
+        lim = daemon.result.limits
+        lines.append(f"feed-in {'OFF' if lim.feed_in_off else 'on '}  {lim.feed_in_reason}")
+        for r in daemon.result.readings:
+            if hasattr(r, "reason"):
+                lines.append(f"left out: {r.name}: {r.reason}")
+    alarms = {p.removeprefix("/Alarms/"): x for p, x in v.items() if p.startswith("/Alarms/") and x}
     lines.append(f"alarms {alarms or 'none'}")
-    for invalid in agg.invalid:
-        lines.append(f"left out: {invalid.name}: {invalid.reason}")
+    if victron is not None:
+        lines.append(
+            f"Victron's own lynxparallel0: {_text(victron, '/Dc/0/Voltage', '.2f', ' V')} "
+            f"{_text(victron, '/Dc/0/Current', '+.1f', ' A')} "
+            f"SoC {_text(victron, '/Soc', '.1f', ' %')}"
+            f" capacity {_text(victron, '/Capacity', '', ' Ah')}"
+        )
     lines.extend(f"event: {e}" for e in events[-4:])
     return lines
 
 
 async def run_demo(options: DemoOptions) -> int:
-    config_path = options.config or DEFAULT_CONFIG
-    config = load_config(config_path) if config_path.exists() else Config()
-    config = config.model_copy(
-        update={"batteries": config.batteries.model_copy(
-            update={"expected": options.batteries, "cells_per_battery": options.cells})}
-    )  # fmt: skip
-    with PrivateBus() as private:
-        spec = SystemSpec(batteries=options.batteries, cells=options.cells, start_soc=0.93)
-        system = SimulatedSystem(spec)
-        await system.start(private.address)
-        monitor = await Monitor.connect(
-            private.address, want=lambda n: n.startswith("com.victronenergy.battery.")
+    config, where = _config(options)
+    with PrivateBus() as private, tempfile.TemporaryDirectory(prefix="aggbatt-demo-") as state:
+        address = private.address
+        system: SimulatedSystem | None = None
+        replayer: Replayer | None = None
+        if options.replay:
+            replayer = Replayer(load_system(BCT))
+            await replayer.start(address)
+            from aggbatt.sim.localsettings import FakeLocalSettings
+
+            settings = await FakeLocalSettings.start(address, {FEED_IN_PATH: 1})
+        else:
+            system = SimulatedSystem(SystemSpec(options.batteries, options.cells, start_soc=0.93))
+            await system.start(address)
+        daemon = Daemon(config, Path(state), address)
+        await daemon.start()
+        viewer = await Monitor.connect(
+            address, want=lambda n: n in (config.service.name, LYNX_PARALLEL)
         )
-        await monitor.start()
-        print(
-            f"aggbatt demo on a private D-Bus ({private.address})\n"
-            f"{options.batteries} simulated serialbattery packs x {options.cells} cells, a Multi "
-            f"and an MPPT; config {config_path if config_path.exists() else '(built-in defaults)'}"
-            "\nThe MPPT obeys the CVL/CCL below as DVCC would. Ctrl-C stops.\n"
-            "(Publishing as com.victronenergy.battery.aggbatt arrives with the daemon.)"
-        )
+        await viewer.start()
+        what = "the recorded bct system" if options.replay else (
+            f"{options.batteries} simulated serialbattery packs x {options.cells} cells, "
+            "a Multi and an MPPT that obeys the published CVL/CCL as DVCC would")  # fmt: skip
+        print(f"aggbatt demo on a private D-Bus ({address}): {what}.\nconfig: {where}. "
+              f"The view reads {config.service.name} from the bus. Ctrl-C stops.")  # fmt: skip
         try:
-            await _loop(options, config, system, monitor, private.address)
+            await _loop(options, daemon, viewer, address, system, replayer)
         finally:
-            await monitor.close()
-            await system.stop()
+            await viewer.close()
+            daemon.stop()
+            await daemon.close()
+            if system is not None:
+                await system.stop()
+            if replayer is not None:
+                await replayer.stop()
+                await settings.close()
     return 0
 
 
 async def _loop(
-    options: DemoOptions, config: Config, system: SimulatedSystem, monitor: Monitor, address: str
+    options: DemoOptions,
+    daemon: Daemon,
+    viewer: Monitor,
+    address: str,
+    system: SimulatedSystem | None,
+    replayer: Replayer | None,
 ) -> None:
     tty = sys.stdout.isatty()
     loop = asyncio.get_running_loop()
     end = loop.time() + options.duration if options.duration > 0 else None
-    state: EngineState = initial_state(State())
-    events: list[str] = []
-    ccl, cvl = float("inf"), float("inf")
-    pack1, pack2 = system.batteries[0], system.batteries[-1]
-    pulled = False
+    tick = 0
+    name = daemon.config.service.name
     while end is None or loop.time() < end:
-        t = system.elapsed
-        if options.peak_at is not None and options.peak_at <= t < options.peak_at + 120:
-            if pack1.model.offset_v[3] == 0.0:
-                events.append(f"{t:.0f} s: cell C4 of pack 1 peaks by +0.15 V")
-                pack1.set_cell_offset(4, 0.15)
-        elif pack1.model.offset_v[3] != 0.0:
-            pack1.set_cell_offset(4, 0.0)
-            events.append(f"{t:.0f} s: cell C4 of pack 1 back to normal")
-        blocking = options.block_at is not None and options.block_at <= t < options.block_at + 120
-        if blocking != pack1.block_charge:
-            pack1.block_charge = blocking
-            events.append(f"{t:.0f} s: pack 1's BMS {'blocks' if blocking else 'allows'} charging")
-        if options.pull_at is not None and len(system.batteries) > 1:
-            gone = options.pull_at <= t < options.pull_at + 120
-            if gone and not pulled:
-                await pack2.stop()
-                pulled = True
-                events.append(f"{t:.0f} s: {pack2.name} left the bus")
-            elif not gone and pulled:
-                await pack2.start(address)
-                pulled = False
-                events.append(f"{t:.0f} s: {pack2.name} is back")
-        # the MPPT obeys the limits as DVCC would: no net charge at the CVL, at most CCL
-        at_cvl = system.bank_voltage() >= cvl
-        system.step(options.speed, charge_limit_a=0.0 if at_cvl else ccl)
+        if system is not None:
+            ours = viewer.services[name].values if name in viewer.services else {}
+            await _script(options, system, address)
+            cvl = ours.get("/Info/MaxChargeVoltage") or float("inf")
+            ccl = ours.get("/Info/MaxChargeCurrent")
+            at_cvl = system.bank_voltage() >= cvl
+            system.step(options.speed, charge_limit_a=0.0 if at_cvl else (ccl or 0.0))
+            elapsed = f"simulated time {system.elapsed:7.0f} s"
+        else:
+            assert replayer is not None
+            tick += 1
+            replayer.play_tick(tick)
+            elapsed = f"recording second {tick:4d}"
         await asyncio.sleep(1.0)
-        batteries = monitor.of_class("battery")
-        snapshots = {s.name: s.values for s in batteries}
-        names = {s.name: s.values.get(config.batteries.name_path) for s in batteries}
-        result = run_cycle(
-            snapshots, names, config, state, now_mono=time.monotonic(), now_wall=time.time(),
-            month=dt.date.today().month,
-        )  # fmt: skip
-        state = result.state
-        ccl, cvl = result.limits.ccl.value, result.limits.cvl.value
+        daemon.cycle()
+        await asyncio.sleep(0.05)
+        ours = viewer.services[name].values if name in viewer.services else {}
+        victron = viewer.services.get(LYNX_PARALLEL)
         if tty:
             print("\x1b[H\x1b[J", end="")
-        print("\n".join(render(result, system.elapsed, events)), flush=True)
+        lines = render(ours, daemon, elapsed, options.events, victron.values if victron else None)
+        print("\n".join(lines), flush=True)
         if not tty:
             print()
+
+
+async def _script(options: DemoOptions, system: SimulatedSystem, address: str) -> None:
+    t, events = system.elapsed, options.events
+    pack1, pack2 = system.batteries[0], system.batteries[-1]
+    peaking = options.peak_at is not None and options.peak_at <= t < options.peak_at + 120
+    if peaking != (pack1.model.offset_v[3] != 0.0):
+        pack1.set_cell_offset(4, 0.15 if peaking else 0.0)
+        events.append(
+            f"{t:.0f} s: cell C4 of pack 1 {'peaks by +0.15 V' if peaking else 'is back'}"
+        )
+    blocking = options.block_at is not None and options.block_at <= t < options.block_at + 120
+    if blocking != pack1.block_charge:
+        pack1.block_charge = blocking
+        events.append(f"{t:.0f} s: pack 1's BMS {'blocks' if blocking else 'allows'} charging")
+    if options.pull_at is not None and len(system.batteries) > 1:
+        gone = options.pull_at <= t < options.pull_at + 120
+        if gone and pack2.service is not None:
+            await pack2.stop()
+            events.append(f"{t:.0f} s: {pack2.name} left the bus")
+        elif not gone and pack2.service is None:
+            await pack2.start(address)
+            events.append(f"{t:.0f} s: {pack2.name} is back")

@@ -10,7 +10,7 @@ counter), ``now_wall`` (Unix time, for balancing dates) and ``month`` (1..12, lo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aggbatt.config import Config
@@ -35,6 +35,19 @@ class EngineState:
     controller: ControllerState
     stored_charge_ah: float | None = None
     stored_installed_ah: float | None = None
+    known_capacity: Mapping[str, float] = field(default_factory=dict)
+    """Installed Ah of every battery seen since start, so the limits can scale when one is gone."""
+
+
+def online_share(agg: Aggregate, known_capacity: Mapping[str, float], expected: int) -> float:
+    """Share of the bank that is online: by known capacity, and by count against ``expected``."""
+    share = 1.0
+    known = sum(known_capacity.values())
+    if known > 0:
+        share = min(share, agg.installed_ah / known)
+    if expected > 0:
+        share = min(share, len(agg.batteries) / expected)
+    return share
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +93,19 @@ def balancing_settings(config: Config) -> bal.BalancingSettings:
 
 
 def read_all(
-    snapshots: Mapping[str, Mapping[str, Any]], preferred_names: Mapping[str, Any]
+    snapshots: Mapping[str, Mapping[str, Any]],
+    preferred_names: Mapping[str, Any],
+    excluded: Mapping[str, str] | None = None,
 ) -> tuple[Battery | Invalid, ...]:
+    """Read every battery; those in ``excluded`` (key -> reason, e.g. frozen) are Invalid."""
     names = unique_names((key, preferred_names.get(key)) for key in snapshots)
-    return tuple(read_battery(key, names[key], snapshots[key]) for key in sorted(snapshots))
+    excluded = excluded or {}
+    return tuple(
+        Invalid(key, names[key], excluded[key])
+        if key in excluded
+        else read_battery(key, names[key], snapshots[key])
+        for key in sorted(snapshots)
+    )
 
 
 def run_cycle(
@@ -96,15 +118,17 @@ def run_cycle(
     now_wall: float,
     month: int,
     measured_current: float | None = None,
+    excluded: Mapping[str, str] | None = None,
 ) -> CycleResult:
     """Everything one cycle decides; ``snapshots`` holds the selected batteries' values."""
-    readings = read_all(snapshots, preferred_names)
+    readings = read_all(snapshots, preferred_names, excluded)
     agg = merge(
         readings,
         expected=config.batteries.expected,
         block_policy=config.batteries.block_policy,
         measured_current=measured_current,
     )
+    known = {**state.known_capacity, **{b.key: b.installed_ah for b in agg.batteries}}
     counter = state.counter
     soc, remaining = agg.soc, (agg.remaining_ah if agg.online else None)
     if config.soc.own and agg.online and agg.current is not None and agg.soc is not None:
@@ -132,7 +156,8 @@ def run_cycle(
                 balancing, now_wall, month_voltage, agg.voltage, agg.cell_diff, settings
             )
         target = bal.target_cell_voltage(balancing, month_voltage, month_name(month), settings)
-        limits = own_limits(agg, config, target, state.controller)
+        share = online_share(agg, known, config.batteries.expected)
+        limits = own_limits(agg, config, target, state.controller, share)
     else:
         limits = passthrough_limits(agg, config, state.controller)
     return CycleResult(
@@ -147,6 +172,7 @@ def run_cycle(
             controller=limits.state,
             stored_charge_ah=state.stored_charge_ah,
             stored_installed_ah=state.stored_installed_ah,
+            known_capacity=known,
         ),
     )
 

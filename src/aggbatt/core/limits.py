@@ -147,9 +147,15 @@ def own_limits(
     config: Config,
     target: tuple[float, str],
     state: ControllerState,
+    online_share: float = 1.0,
 ) -> ChargeLimits:
-    """Own mode. ``target`` is (per-cell charge voltage, its reason) from the balancing step."""
+    """Own mode. ``target`` is (per-cell charge voltage, its reason) from the balancing step.
+
+    ``online_share`` (0..1) scales the configured bank currents when batteries are missing.
+    """
     own = config.control.own
+    max_charge = own.max_charge_current * online_share
+    max_discharge = own.max_discharge_current * online_share
     cells = config.batteries.cells_per_battery
     low_voltage = cells * own.min_cell_voltage
     if not agg.online:
@@ -169,8 +175,8 @@ def own_limits(
     if charge_blocked:
         names = _names(agg.batteries, "allow_charge")
         ccl_candidates.append(Limit(0.0, f"charging blocked by the BMS of {names}"))
-    ccl_candidates += _temperature_limits(agg, config, "charge", own.max_charge_current)
-    ccl_candidates.append(_curve_limit(agg, own.max_charge_current, own.charge_curve, "charge"))
+    ccl_candidates += _temperature_limits(agg, config, "charge", max_charge)
+    ccl_candidates.append(_curve_limit(agg, max_charge, own.charge_curve, "charge"))
     if own.respect_bms_limits:
         bms = bms_bank_limit(agg.batteries, "bms_ccl", "share", block)
         if bms is not None:
@@ -198,10 +204,8 @@ def own_limits(
     if agg.allow_discharge is False:
         names = _names(agg.batteries, "allow_discharge")
         dcl_candidates.append(Limit(0.0, f"discharging blocked by the BMS of {names}"))
-    dcl_candidates += _temperature_limits(agg, config, "discharge", own.max_discharge_current)
-    dcl_candidates.append(
-        _curve_limit(agg, own.max_discharge_current, own.discharge_curve, "discharge")
-    )
+    dcl_candidates += _temperature_limits(agg, config, "discharge", max_discharge)
+    dcl_candidates.append(_curve_limit(agg, max_discharge, own.discharge_curve, "discharge"))
     if own.respect_bms_limits:
         bms = bms_bank_limit(agg.batteries, "bms_dcl", "share", block)
         if bms is not None:

@@ -1,0 +1,156 @@
+"""Which services are batteries, which measure current, and the bank current they give (pure).
+
+Input is what the monitor holds: ``{service name: {path: value}}``. Nothing here touches D-Bus.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aggbatt.config import Config
+
+Services = Mapping[str, Mapping[str, Any]]
+
+
+def service_class(name: str) -> str:
+    parts = name.split(".")
+    return parts[2] if len(parts) > 3 and name.startswith("com.victronenergy.") else ""
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _matches(entry: int | str, name: str, values: Mapping[str, Any], name_path: str) -> bool:
+    if isinstance(entry, int):
+        instance = values.get("/DeviceInstance")
+        return isinstance(instance, int) and not isinstance(instance, bool) and instance == entry
+    wanted = entry.strip()
+    candidates = {name, _text(values.get(name_path)), _text(values.get("/Serial")),
+                  _text(values.get("/CustomName"))}  # fmt: skip
+    return wanted in candidates
+
+
+def is_smartshunt(values: Mapping[str, Any], config: Config) -> bool:
+    return config.current.smartshunt_product in _text(values.get("/ProductName"))
+
+
+def select_batteries(
+    services: Services, config: Config, own_name: str
+) -> dict[str, Mapping[str, Any]]:
+    """The services that are batteries of the bank, by service name."""
+    b = config.batteries
+    chosen: dict[str, Mapping[str, Any]] = {}
+    for name, values in services.items():
+        if name == own_name or service_class(name) != b.service_class:
+            continue
+        product = _text(values.get("/ProductName"))
+        if b.product_names and not any(p in product for p in b.product_names):
+            continue
+        if not b.product_names and is_smartshunt(values, config):
+            continue
+        if b.include and not any(_matches(e, name, values, b.name_path) for e in b.include):
+            continue
+        if any(_matches(e, name, values, b.name_path) for e in b.exclude):
+            continue
+        chosen[name] = values
+    return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentMeasurement:
+    value: float | None
+    """Bank current from Victron devices; None: use the BMS current."""
+    detail: str
+    problem: str = ""
+    """Why a configured source could not be used (empty when all is well)."""
+
+
+def _current(values: Mapping[str, Any]) -> float | None:
+    v = values.get("/Dc/0/Current")
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _shunts(services: Services, config: Config) -> tuple[list[tuple[str, Mapping[str, Any]]], str]:
+    """(selected shunts, problem): battery-mode shunts and dcload shunts per config."""
+    c = config.current
+    found = [
+        (name, values)
+        for name, values in sorted(services.items())
+        if service_class(name) in ("battery", "dcload") and is_smartshunt(values, config)
+    ]
+    if c.smartshunts is False or c.smartshunts == []:
+        return [], ""
+    if c.smartshunts is True:
+        return found, ""
+    selected, missing = [], []
+    for entry in c.smartshunts:
+        match = [(n, v) for n, v in found if _matches(entry, n, v, c.smartshunt_name_path)]
+        if match:
+            selected.extend(match)
+        else:
+            missing.append(str(entry))
+    problem = (
+        ""
+        if not missing or c.ignore_smartshunt_absence
+        else f"SmartShunt {', '.join(missing)} missing"
+    )
+    return selected, problem
+
+
+def measure_current(services: Services, config: Config) -> CurrentMeasurement:
+    """The bank current per ``[current]``, or None with the reason to fall back to the BMSes."""
+    c = config.current
+    if c.source == "bms":
+        return CurrentMeasurement(None, "BMS current")
+    shunts, problem = _shunts(services, config)
+    if problem:
+        return CurrentMeasurement(None, "BMS current (fallback)", problem)
+    if c.source == "smartshunt":
+        battery_shunts = [(n, v) for n, v in shunts if service_class(n) == "battery"]
+        if not battery_shunts:
+            return CurrentMeasurement(None, "BMS current (fallback)", "no battery-mode SmartShunt")
+        name, values = battery_shunts[0]
+        value = _current(values)
+        if value is None:
+            return CurrentMeasurement(None, "BMS current (fallback)", f"{name} has no current")
+        return CurrentMeasurement(-value if c.invert_smartshunts else value, f"SmartShunt {name}")
+    total, parts = 0.0, []
+    if c.vebus:
+        multis = [(n, v) for n, v in services.items() if service_class(n) == "vebus"
+                  and v.get("/Connected") == 1]  # fmt: skip
+        if not multis:
+            return CurrentMeasurement(None, "BMS current (fallback)", "no connected Multi (vebus)")
+        for name, values in multis:
+            value = _current(values)
+            if value is None:
+                return CurrentMeasurement(None, "BMS current (fallback)", f"{name} has no current")
+            total += value
+        parts.append(f"{len(multis)} Multi")
+    if c.solar_chargers:
+        mppts = [(n, v) for n, v in services.items() if service_class(n) == "solarcharger"]
+        if len(mppts) < c.expected_solar_chargers:
+            problem = f"{len(mppts)} of {c.expected_solar_chargers} solar chargers found"
+            return CurrentMeasurement(None, "BMS current (fallback)", problem)
+        for name, values in mppts:
+            value = _current(values)
+            if value is None:
+                return CurrentMeasurement(None, "BMS current (fallback)", f"{name} has no current")
+            total += value
+        parts.append(f"{len(mppts)} MPPT")
+    for name, values in shunts:
+        value = _current(values)
+        if value is None:
+            if c.ignore_smartshunt_absence:
+                continue
+            return CurrentMeasurement(None, "BMS current (fallback)", f"{name} has no current")
+        sign = 1.0 if service_class(name) == "battery" else -1.0
+        total += -sign * value if c.invert_smartshunts else sign * value
+    if shunts:
+        parts.append(f"{len(shunts)} SmartShunt")
+    return CurrentMeasurement(total, " + ".join(parts) or "no Victron source")

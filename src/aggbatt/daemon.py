@@ -1,0 +1,352 @@
+"""The daemon: the imperative shell around the pure core.
+
+Theory of operation
+-------------------
+One :class:`Daemon` owns a monitor connection (batteries, Multis, MPPTs, shunts, settings) and
+the exported service's own connection. It:
+
+1. allocates its VRM DeviceInstance and restores its CustomName through localsettings;
+2. scans the bus, runs a first cycle, and only then claims the service name, so consumers
+   scanning on NameOwnerChanged see a complete battery with a valid CVL;
+3. runs a cycle every ``daemon.update_interval`` seconds, and at once (coalesced into one cycle
+   per event-loop turn) when a battery publishes a new cell voltage, BMS limit or blocking flag;
+4. each cycle: selects the batteries, marks frozen ones (no change for ``stale_after``), reads
+   the Victron current, runs :func:`aggbatt.core.engine.run_cycle`, publishes what changed,
+   acts on the feed-in decision, saves the state when it moved, and logs transitions only.
+
+Nothing a battery sends can stop it: bad data makes that battery invalid in the core, and a
+failing cycle is logged and the next one runs. With no valid battery the service stays
+registered with the last CVL and CCL = DCL = 0 (the core's rule), so DVCC stops safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from aggbatt.config import Config
+from aggbatt.core import coulomb
+from aggbatt.core.battery import Invalid
+from aggbatt.core.engine import (
+    CycleResult,
+    EngineState,
+    counter_settings,
+    initial_state,
+    run_cycle,
+    to_state,
+)
+from aggbatt.core.selection import measure_current, select_batteries
+from aggbatt.feedin import FeedInKeeper
+from aggbatt.publish import CELL_FORMAT, FORMATS, cycle_values, static_paths
+from aggbatt.state import load_state, save_state
+from aggbatt.venus import bus as busmod
+from aggbatt.venus.client import Monitor, MonitorListener, RemoteService
+from aggbatt.venus.service import VeService
+from aggbatt.venus.settings import Setting, SettingsClient
+from aggbatt.venus.wire import Value
+
+log = logging.getLogger("aggbatt")
+
+TRIGGER_PREFIXES = ("/Voltages/Cell", "/System/MaxCellVoltage", "/System/MinCellVoltage",
+                    "/Info/", "/Io/Allow", "/System/NrOfModulesBlocking")  # fmt: skip
+"""A battery's change of one of these paths runs a cycle at once."""
+SETTINGS_TIMEOUT = 5.0
+
+
+class Daemon(MonitorListener):
+    def __init__(
+        self,
+        config: Config,
+        state_dir: Path,
+        bus_choice: str | None = None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        mono_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.state_dir = state_dir
+        self.bus_choice = bus_choice
+        self.wall = wall_clock
+        self.mono = mono_clock
+        self.monitor: Monitor | None = None
+        self.service: VeService | None = None
+        self.settings: SettingsClient | None = None
+        self.feed_in: FeedInKeeper | None = None
+        self.engine: EngineState = initial_state(load_state(state_dir, wall_clock()).state)
+        self.result: CycleResult | None = None
+        self.cycles = 0
+        self._feed_in_original: int | None = None
+        self._cycle_requested = False
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_status: dict[str, str] = {}
+        self._last_mode = ""
+        self._current_problem = ""
+        self._last_summary = 0.0
+        self._published_cells: set[str] = set()
+
+    # --- start and stop ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        loaded = load_state(self.state_dir, self.wall())
+        self._feed_in_original = loaded.state.feed_in_original
+        classes = {config.batteries.service_class, "vebus", "solarcharger", "dcload", "battery"}
+        self.monitor = await Monitor.connect(
+            self.bus_choice,
+            want=lambda n: busmod.service_class(n) in classes,
+            ignore=[config.service.name],
+            listener=self,
+            fallback_paths={"battery": ["/Dc/0/Voltage", "/Dc/0/Current", "/Soc", "/ProductName"]},
+            clock=self.mono,
+        )
+        self.settings = SettingsClient(self.monitor.bus)
+        instance, custom_name = await self._from_settings()
+        self.feed_in = FeedInKeeper(self.settings, self._feed_in_original, self._persist_feed_in)
+        await self.feed_in.start()
+
+        self.service = VeService(await busmod.connect(self.bus_choice), config.service.name)
+        for path, value in static_paths(config, instance, custom_name).items():
+            writable = path == "/CustomName"
+            self.service.add_path(
+                path, value, writable=writable, on_change=self._custom_name if writable else None
+            )
+        await self.monitor.start()
+        result = self._compute()
+        for path, value in cycle_values(result, config).items():
+            self.service.add_path(
+                path, value, formatter=FORMATS.get(path) or self._cell_format(path)
+            )
+            if path.startswith("/Voltages/") and "_Cell" in path:
+                self._published_cells.add(path)
+        self._after_cycle(result)
+        await self.service.register()
+        log.info(
+            "%s registered as DeviceInstance %d with %d batteries; select it as battery monitor "
+            "and BMS (docs/install.md)",
+            config.service.name, instance, len(result.aggregate.batteries),
+        )  # fmt: skip
+
+    def _cell_format(self, path: str) -> Any:
+        return CELL_FORMAT if path.startswith("/Voltages/") else None
+
+    async def _from_settings(self) -> tuple[int, str]:
+        """DeviceInstance and CustomName from localsettings; the config's values without it."""
+        s = self.config.service
+        assert self.settings is not None
+        name_path = f"/Settings/Devices/{s.unique_id}/CustomName"
+        try:
+            instance = await asyncio.wait_for(
+                self.settings.allocate_device_instance(s.unique_id, "battery", s.device_instance),
+                SETTINGS_TIMEOUT,
+            )
+            granted = await self.settings.add_settings([Setting(name_path, s.custom_name)])
+            name = granted.get(name_path)
+            return instance, name if isinstance(name, str) else s.custom_name
+        except (busmod.BusCallError, TimeoutError, RuntimeError) as exc:
+            log.warning(
+                "localsettings unavailable (%s): using DeviceInstance %d from the config",
+                exc, s.device_instance,
+            )  # fmt: skip
+            return s.device_instance, s.custom_name
+
+    def _custom_name(self, path: str, value: Value) -> bool:
+        if not isinstance(value, str):
+            return False
+        if self.settings is not None:
+            name_path = f"/Settings/Devices/{self.config.service.unique_id}/CustomName"
+            self._spawn(self._save_setting(name_path, value))
+        return True
+
+    async def _save_setting(self, path: str, value: Value) -> None:
+        assert self.settings is not None
+        try:
+            await self.settings.set_value(path, value)
+        except busmod.BusCallError as exc:
+            log.warning("could not save %s: %s", path, exc)
+
+    async def run(self) -> None:
+        """Start, cycle until stop() (SIGTERM), then leave the bus cleanly."""
+        await self.start()
+        interval = self.config.daemon.update_interval
+        try:
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), interval)
+                if not self._stopping.is_set():
+                    self.cycle()
+        finally:
+            await self.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        self._save()
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 2.0)
+        if self.service is not None:
+            await self.service.close()
+            self.service = None
+        if self.monitor is not None:
+            await self.monitor.close()
+            self.monitor = None
+        log.info("stopped; state saved")
+
+    # --- the cycle --------------------------------------------------------------------------
+
+    def values_changed(self, service: RemoteService, changes: dict[str, Value]) -> None:
+        if service.service_class != self.config.batteries.service_class:
+            return
+        if any(p.startswith(TRIGGER_PREFIXES) for p in changes):
+            self.request_cycle()
+
+    def service_added(self, service: RemoteService) -> None:
+        self.request_cycle()
+
+    def service_removed(self, service: RemoteService) -> None:
+        self.request_cycle()
+
+    def request_cycle(self) -> None:
+        """Run a cycle soon; a burst of changes in one event-loop turn gives one cycle."""
+        if self._cycle_requested or self.service is None:
+            return
+        self._cycle_requested = True
+        asyncio.get_running_loop().call_soon(self._requested_cycle)
+
+    def _requested_cycle(self) -> None:
+        self._cycle_requested = False
+        self.cycle()
+
+    def cycle(self) -> None:
+        """One full cycle; never raises (a failure is logged and the next cycle runs)."""
+        if self.service is None or self.monitor is None:
+            return
+        try:
+            result = self._compute()
+            self._publish(result)
+            self._after_cycle(result)
+        except Exception:
+            log.exception("cycle failed; the service stays up and the next cycle runs")
+
+    def _compute(self) -> CycleResult:
+        assert self.monitor is not None
+        config = self.config
+        now_mono, now_wall = self.mono(), self.wall()
+        services = {s.name: s.values for s in self.monitor.services.values()}
+        batteries = select_batteries(services, config, config.service.name)
+        excluded = {}
+        for name in batteries:
+            remote = self.monitor.services[name]
+            last = max(remote.changed_at.values(), default=remote.last_update)
+            if now_mono - last > config.batteries.stale_after:
+                excluded[name] = f"frozen: no value changed for {now_mono - last:.0f} s"
+        measured = measure_current(services, config)
+        if measured.problem != self._current_problem:
+            if measured.problem:
+                log.warning("current source unusable (%s): using the BMS current", measured.problem)
+            elif self._current_problem:
+                log.info("current from %s again", measured.detail)
+            self._current_problem = measured.problem
+        names = {n: v.get(config.batteries.name_path) for n, v in batteries.items()}
+        result = run_cycle(
+            batteries, names, config, self.engine,
+            now_mono=now_mono, now_wall=now_wall, month=time.localtime(now_wall).tm_mon,
+            measured_current=measured.value, excluded=excluded,
+        )  # fmt: skip
+        self.engine = result.state
+        self.result = result
+        self.cycles += 1
+        return result
+
+    def _publish(self, result: CycleResult) -> None:
+        assert self.service is not None
+        values = cycle_values(result, self.config)
+        if self._current_problem:
+            values["/Alarms/InternalFailure"] = max(values["/Alarms/InternalFailure"], 1)
+        if self.config.service.publish_cell_voltages:
+            cells = {p for p in values if p.startswith("/Voltages/") and "_Cell" in p}
+            gone = self._published_cells - cells
+            new = cells - self._published_cells
+            if gone:
+                self.service.remove_paths(gone)
+            if new:
+                self.service.add_paths({p: values[p] for p in new}, formatter=CELL_FORMAT)
+            self._published_cells = cells
+        self.service.publish(values)
+
+    def _after_cycle(self, result: CycleResult) -> None:
+        self._log_transitions(result)
+        if self.feed_in is not None:
+            limits = result.limits
+            self._spawn(self.feed_in.apply(limits.feed_in_off, limits.feed_in_reason))
+        counter = result.state.counter
+        settings = counter_settings(self.config)
+        if counter is not None and coulomb.needs_save(counter, settings):
+            self._save()
+
+    def _save(self) -> None:
+        engine = self.engine
+        try:
+            save_state(self.state_dir, to_state(engine, self._feed_in_original))
+        except OSError as exc:
+            log.error("could not save the state in %s: %s", self.state_dir, exc)
+            return
+        if engine.counter is not None:
+            self.engine = replace(engine, counter=coulomb.mark_saved(engine.counter))
+
+    def _persist_feed_in(self, original: int | None) -> None:
+        self._feed_in_original = original
+        self._save()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- logging transitions only -------------------------------------------------------------
+
+    def _log_transitions(self, result: CycleResult) -> None:
+        status = {
+            r.key: (f"left out: {r.reason}" if isinstance(r, Invalid) else "online")
+            for r in result.readings
+        }
+        for key, text in status.items():
+            if self._last_status.get(key) != text:
+                level = logging.WARNING if text != "online" else logging.INFO
+                log.log(level, "battery %s: %s", key, text)
+        for key in self._last_status.keys() - status.keys():
+            log.warning("battery %s left the bus", key)
+        self._last_status = status
+        limits = result.limits
+        if limits.mode != self._last_mode:
+            log.info(
+                "mode %s: CVL %.2f V (%s), CCL %.1f A (%s), DCL %.1f A (%s)",
+                limits.mode, limits.cvl.value, limits.cvl.reason, limits.ccl.value,
+                limits.ccl.reason, limits.dcl.value, limits.dcl.reason,
+            )  # fmt: skip
+            self._last_mode = limits.mode
+        for event in (
+            result.state.balancing.event,
+            result.state.counter and result.state.counter.event,
+        ):
+            if event and event not in ("", "capacity changed"):
+                log.info("%s", event)
+        period = self.config.daemon.log_period
+        now = self.mono()
+        if period and now - self._last_summary >= period:
+            self._last_summary = now
+            agg = result.aggregate
+            log.info(
+                "%d online, %d offline; %.2f V %.1f A SoC %s; CVL %.2f CCL %.1f DCL %.1f",
+                len(agg.batteries), agg.modules_offline, agg.voltage or 0.0, agg.current or 0.0,
+                "---" if result.soc is None else f"{result.soc:.1f} %",
+                limits.cvl.value, limits.ccl.value, limits.dcl.value,
+            )  # fmt: skip

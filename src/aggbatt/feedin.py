@@ -1,0 +1,87 @@
+"""Acts on the core's feed-in decision: ``/Settings/CGwacs/OvervoltageFeedIn`` off and back.
+
+The user's own value is kept in the state file while we hold feed-in off, so a restart in the
+middle of an episode still restores it (the reference kept it in RAM, field notes §4.11). The
+setting is written only when it differs from the wanted value: no bus or log spam. A bus where
+the setting does not exist (a bare localsettings) is reported once and left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aggbatt.venus.bus import BusCallError
+from aggbatt.venus.settings import SettingsClient
+from aggbatt.venus.wire import Value
+
+log = logging.getLogger(__name__)
+
+FEED_IN_PATH = "/Settings/CGwacs/OvervoltageFeedIn"
+
+
+class FeedInKeeper:
+    def __init__(
+        self,
+        settings: SettingsClient,
+        original: int | None,
+        persist: Callable[[int | None], None],
+    ) -> None:
+        self.settings = settings
+        self.original = original
+        """The user's value while we hold feed-in off; None when we hold nothing."""
+        self.current: int | None = None
+        self.available = False
+        self._persist = persist
+        self._lock = asyncio.Lock()
+        self._wanted_off: bool | None = None
+
+    async def start(self) -> None:
+        try:
+            value = await self.settings.get_value(FEED_IN_PATH)
+        except BusCallError as exc:
+            log.warning("%s is not available (%s): feed-in is not managed", FEED_IN_PATH, exc)
+            return
+        self.current = value if isinstance(value, int) else None
+        self.available = True
+        await self.settings.watch(FEED_IN_PATH, self._changed)
+        if self.original is not None:
+            log.info(
+                "holding feed-in off since before the restart (user's value %s)", self.original
+            )
+
+    def _changed(self, path: str, value: Value) -> None:
+        self.current = value if isinstance(value, int) else None
+
+    async def apply(self, off: bool, reason: str) -> None:
+        """Make the setting match the decision; only transitions write anything."""
+        if not self.available or off == self._wanted_off:
+            return
+        async with self._lock:
+            self._wanted_off = off
+            if off:
+                if self.current not in (0, None):
+                    if self.original is None:
+                        self.original = self.current
+                        self._persist(self.original)
+                    await self._write(0, f"DC-coupled PV feed-in off: {reason}")
+            elif self.original is not None:
+                if self.current != self.original:
+                    await self._write(self.original, f"DC-coupled PV feed-in restored: {reason}")
+                self.original = None
+                self._persist(None)
+
+    async def _write(self, value: int, message: str) -> None:
+        try:
+            code = await self.settings.set_value(FEED_IN_PATH, value)
+        except BusCallError as exc:
+            log.error("could not write %s=%s: %s", FEED_IN_PATH, value, exc)
+            self._wanted_off = None  # try again next cycle
+            return
+        if code != 0:
+            log.error("localsettings refused %s=%s (code %s)", FEED_IN_PATH, value, code)
+            self._wanted_off = None
+            return
+        self.current = value
+        log.info(message)

@@ -1,0 +1,44 @@
+"""``aggbatt status``: the running service's values, read from the bus as Venus reads them."""
+
+from __future__ import annotations
+
+from aggbatt.venus import bus as busmod
+from aggbatt.venus.bus import BusCallError
+from aggbatt.venus.wire import unwrap
+
+SHOWN = (
+    ("/CustomName", "name"), ("/DeviceInstance", "device instance"),
+    ("/Dc/0/Voltage", "voltage"), ("/Dc/0/Current", "current"), ("/Dc/0/Power", "power"),
+    ("/Soc", "SoC"), ("/Capacity", "remaining"), ("/InstalledCapacity", "installed"),
+    ("/TimeToGo", "time to go"), ("/System/MinCellVoltage", "min cell"),
+    ("/System/MinVoltageCellId", "  at"), ("/System/MaxCellVoltage", "max cell"),
+    ("/System/MaxVoltageCellId", "  at"), ("/System/NrOfModulesOnline", "modules online"),
+    ("/System/NrOfModulesOffline", "modules offline"), ("/Info/ChargeMode", "mode"),
+    ("/Info/MaxChargeVoltage", "CVL"), ("/Info/ChargeVoltageLimitation", "  because"),
+    ("/Info/MaxChargeCurrent", "CCL"), ("/Info/ChargeLimitation", "  because"),
+    ("/Info/MaxDischargeCurrent", "DCL"), ("/Info/DischargeLimitation", "  because"),
+)  # fmt: skip
+
+
+async def show_status(bus_choice: str | None, service: str) -> int:
+    bus = await busmod.connect(bus_choice)
+    try:
+        items = (await busmod.call(bus, service, "/", "GetItems"))[0]
+    except BusCallError as exc:
+        print(f"{service} is not on the bus ({exc.error_name}): is aggbatt running?")
+        return 1
+    finally:
+        bus.disconnect()
+    for path, label in SHOWN:
+        entry = items.get(path)
+        if entry is None:
+            continue
+        text = unwrap(entry.get("Text"))
+        print(f"{label:<16} {text if text is not None else unwrap(entry.get('Value'))}")
+    alarms = {
+        p.removeprefix("/Alarms/"): unwrap(e["Value"])
+        for p, e in items.items()
+        if p.startswith("/Alarms/") and unwrap(e["Value"])
+    }
+    print(f"{'alarms':<16} {alarms or 'none'}")
+    return 0
