@@ -216,7 +216,7 @@ class Daemon(MonitorListener):
 
     def request_cycle(self) -> None:
         """Run a cycle soon; a burst of changes in one event-loop turn gives one cycle."""
-        if self._cycle_requested or self.service is None:
+        if self._cycle_requested or self.service is None or not self.service.registered:
             return
         self._cycle_requested = True
         asyncio.get_running_loop().call_soon(self._requested_cycle)
@@ -227,8 +227,8 @@ class Daemon(MonitorListener):
 
     def cycle(self) -> None:
         """One full cycle; never raises (a failure is logged and the next cycle runs)."""
-        if self.service is None or self.monitor is None:
-            return
+        if self.service is None or self.monitor is None or not self.service.registered:
+            return  # start() runs the first cycle itself, before registering
         try:
             result = self._compute()
             self._publish(result)
