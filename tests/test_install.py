@@ -1,0 +1,77 @@
+"""install.sh / enable.sh / uninstall.sh into a temporary root, as on a Venus /data partition."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT_DIR = Path(__file__).resolve().parents[1]
+LINE = "bash /data/apps/aggbatt/enable.sh > /data/apps/aggbatt/startup.log 2>&1 &"
+
+
+def sh(script: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ROOT": str(root), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    return subprocess.run(
+        ["bash", str(script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_install_update_and_uninstall(tmp_path: Path) -> None:
+    root = tmp_path / "venus"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "rc.local").write_text("#!/bin/bash\necho other things\n")
+    first = sh(str(ROOT_DIR / "install.sh"), root)
+    assert first.returncode == 0, first.stderr
+    app = root / "data" / "apps" / "aggbatt"
+    assert (app / "venv" / "bin" / "python").exists()
+    assert (root / "service" / "aggbatt").resolve() == (app / "service").resolve()
+    rc = (root / "data" / "rc.local").read_text()
+    assert rc.count(LINE) == 1 and "echo other things" in rc
+    # the service's own command line works from the installed tree
+    env = {**os.environ, "PYTHONPATH": str(app / "src")}
+    check = subprocess.run(
+        [
+            str(app / "venv" / "bin" / "python"),
+            "-m",
+            "aggbatt",
+            "check",
+            "--config",
+            str(app / "config.toml"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
+    # an update keeps the user's config and does not add the boot line twice
+    (app / "config.toml").write_text("[batteries]\nexpected = 3\n")
+    again = sh(str(ROOT_DIR / "install.sh"), root)
+    assert again.returncode == 0, again.stderr
+    assert (app / "config.toml").read_text() == "[batteries]\nexpected = 3\n"
+    assert (root / "data" / "rc.local").read_text().count(LINE) == 1
+    # uninstall removes the boot line and the service link, keeps the app unless --purge
+    gone = sh(str(app / "uninstall.sh"), root)
+    assert gone.returncode == 0, gone.stderr
+    assert LINE not in (root / "data" / "rc.local").read_text()
+    assert "echo other things" in (root / "data" / "rc.local").read_text()
+    assert not (root / "service" / "aggbatt").exists()
+    assert app.exists()
+    assert sh(str(app / "uninstall.sh"), root, "--purge").returncode == 0
+    assert not app.exists()
+
+
+def test_service_scripts_are_executable_and_use_multilog() -> None:
+    run = ROOT_DIR / "service" / "run"
+    log = ROOT_DIR / "service" / "log" / "run"
+    assert os.access(run, os.X_OK) and os.access(log, os.X_OK)
+    assert "exec multilog t s25000 n4 /var/log/aggbatt" in log.read_text()
+    assert 'exec "$PY" -m aggbatt run' in run.read_text()
