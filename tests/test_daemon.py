@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -318,3 +319,64 @@ async def test_replay_of_bct_matches_victrons_own_aggregate(
     assert worst["voltage"] <= 0.02 and worst["soc"] <= 0.05, worst
     assert worst["current"] <= 3.6, worst
     assert off_ticks <= 0.02 * lynx.last_tick, off_ticks
+
+
+async def test_a_frozen_battery_is_left_out_and_rejoins_when_it_moves(
+    bus_address: str, tmp_path: Path
+) -> None:
+    offset = [0.0]
+    b = Bench(bus_address, tmp_path)
+    try:
+        config = make_config(batteries={"expected": 2, "stale_after": 30})
+        b.settings = await FakeLocalSettings.start(bus_address, {FEED_IN_PATH: 1})
+        for pack in b.packs:
+            await pack.start(bus_address)
+        b.raw = await busmod.connect(bus_address)
+        b.daemon = Daemon(
+            config, tmp_path, bus_address, mono_clock=lambda: time.monotonic() + offset[0]
+        )
+        await b.daemon.start()
+        offset[0] = 45.0  # 45 s later; only pack A keeps publishing
+        b.packs[0].current_a = 5.0
+        b.packs[0].step(1.0)
+        await wait_until(
+            lambda: (
+                b.daemon is not None
+                and b.daemon.result is not None
+                and len(b.daemon.result.aggregate.batteries) == 1
+            )
+        )
+        items = await b.items()
+        assert items["/System/NrOfModulesOffline"] == 1 and items["/Alarms/BmsCable"] == 1
+        assert b.daemon.result is not None
+        reasons = [r.reason for r in b.daemon.result.aggregate.invalid]
+        assert reasons and reasons[0].startswith("frozen: no value changed for 45 s")
+        b.packs[1].current_a = 5.0
+        b.packs[1].step(1.0)
+        await wait_until(
+            lambda: (
+                b.daemon is not None
+                and b.daemon.result is not None
+                and len(b.daemon.result.aggregate.batteries) == 2
+            )
+        )
+    finally:
+        await b.stop()
+
+
+async def test_status_command_reads_the_running_service(bench: Bench) -> None:
+    await bench.start(make_config())
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aggbatt",
+        "status",
+        "--bus",
+        bench.address,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 0
+    assert "CVL" in text and "because" in text and "modules online   2" in text
