@@ -1,16 +1,16 @@
-"""Benchmarks: ``python -m bench dbus [ROUNDS]`` (see bench/README.md)."""
+"""Benchmarks: ``python -m bench dbus [ROUNDS]`` and ``python -m bench daemon [...]``."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import dbus_cost
+from bench import daemon_bench, dbus_cost
 
-COMMANDS = {"dbus": dbus_cost.main}
+COMMANDS = {"dbus": lambda a: dbus_cost.main(["run", *a]), "daemon": daemon_bench.main}
 
 if __name__ == "__main__":
     args = sys.argv[1:]
     if not args or args[0] not in COMMANDS:
         print(f"usage: python -m bench {{{','.join(COMMANDS)}}} [args]")
         sys.exit(2)
-    sys.exit(COMMANDS[args[0]](["run", *args[1:]]))
+    sys.exit(COMMANDS[args[0]](args[1:]))

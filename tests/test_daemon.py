@@ -339,6 +339,8 @@ async def test_a_frozen_battery_is_left_out_and_rejoins_when_it_moves(
         offset[0] = 45.0  # 45 s later; only pack A keeps publishing
         b.packs[0].current_a = 5.0
         b.packs[0].step(1.0)
+        await asyncio.sleep(0.05)
+        b.daemon.cycle()  # the periodic cycle: ordinary cell changes do not need an early one
         await wait_until(
             lambda: (
                 b.daemon is not None
@@ -353,6 +355,8 @@ async def test_a_frozen_battery_is_left_out_and_rejoins_when_it_moves(
         assert reasons and reasons[0].startswith("frozen: no value changed for 45 s")
         b.packs[1].current_a = 5.0
         b.packs[1].step(1.0)
+        await asyncio.sleep(0.05)
+        b.daemon.cycle()
         await wait_until(
             lambda: (
                 b.daemon is not None
@@ -380,3 +384,17 @@ async def test_status_command_reads_the_running_service(bench: Bench) -> None:
     text = out.decode()
     assert proc.returncode == 0
     assert "CVL" in text and "because" in text and "modules online   2" in text
+
+
+async def test_only_changes_that_matter_run_an_early_cycle(bench: Bench) -> None:
+    daemon = await bench.start(make_config())
+    pack = bench.packs[0]
+    await asyncio.sleep(0.05)
+    before = daemon.cycles
+    pack.set_cell_offset(7, 0.001)  # an ordinary cell wiggle, far from any limit
+    await asyncio.sleep(0.1)
+    assert daemon.cycles == before
+    pack.set_cell_offset(7, 0.12)  # within 50 mV of the 3.45 V max
+    await wait_until(lambda: daemon.cycles == before + 1, timeout=1.0)
+    pack.force("/Info/MaxChargeCurrent", 50.0)  # a BMS limit
+    await wait_until(lambda: daemon.cycles == before + 2, timeout=1.0)

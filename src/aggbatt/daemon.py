@@ -53,9 +53,12 @@ from aggbatt.venus.wire import Value
 
 log = logging.getLogger("aggbatt")
 
-TRIGGER_PREFIXES = ("/Voltages/Cell", "/System/MaxCellVoltage", "/System/MinCellVoltage",
-                    "/Info/", "/Io/Allow", "/System/NrOfModulesBlocking")  # fmt: skip
-"""A battery's change of one of these paths runs a cycle at once."""
+LIMIT_PREFIXES = ("/Info/Max", "/Io/Allow", "/System/NrOfModulesBlocking")
+"""A battery's change of a BMS limit or blocking flag runs a cycle at once."""
+CELL_PATHS = ("/Voltages/Cell", "/System/MaxCellVoltage", "/System/MinCellVoltage")
+URGENT_MARGIN_V = 0.05
+"""A cell within this of the max (or of the min + hysteresis) runs a cycle at once."""
+CALM_MODES = ("Bulk", "Balancing", "Pass-through", "Pass-through (float)")
 SETTINGS_TIMEOUT = 5.0
 
 
@@ -84,6 +87,7 @@ class Daemon(MonitorListener):
         self._feed_in_original: int | None = None
         self._cycle_requested = False
         self._stopping = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_status: dict[str, str] = {}
         self._last_mode = ""
@@ -174,14 +178,20 @@ class Daemon(MonitorListener):
     async def run(self) -> None:
         """Start, cycle until stop() (SIGTERM), then leave the bus cleanly."""
         await self.start()
+        loop = asyncio.get_running_loop()
         interval = self.config.daemon.update_interval
+
+        def tick() -> None:  # a timer chain: no task or timeout object per cycle
+            self.cycle()
+            if not self._stopping.is_set():
+                self._timer = loop.call_later(interval, tick)
+
+        self._timer = loop.call_later(interval, tick)
         try:
-            while not self._stopping.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), interval)
-                if not self._stopping.is_set():
-                    self.cycle()
+            await self._stopping.wait()
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
             await self.close()
 
     def stop(self) -> None:
@@ -203,10 +213,31 @@ class Daemon(MonitorListener):
     # --- the cycle --------------------------------------------------------------------------
 
     def values_changed(self, service: RemoteService, changes: dict[str, Value]) -> None:
-        if service.service_class != self.config.batteries.service_class:
-            return
-        if any(p.startswith(TRIGGER_PREFIXES) for p in changes):
+        if service.service_class == self.config.batteries.service_class and self._urgent(changes):
             self.request_cycle()
+
+    def _urgent(self, changes: dict[str, Value]) -> bool:
+        """Whether a change may alter a decision now; the rest waits for the periodic cycle.
+
+        Urgent: a BMS limit or flag; a cell near or over the max, or near the min; anything
+        that is not a number; and every cell change while a cut, block or latch is active.
+        """
+        own = self.config.control.own
+        high = own.max_cell_voltage - URGENT_MARGIN_V
+        low = own.min_cell_voltage + own.min_cell_hysteresis + URGENT_MARGIN_V
+        limits = self.result.limits if self.result is not None else None
+        attentive = (
+            limits is None or limits.mode not in CALM_MODES or limits.state.discharge_latched
+        )
+        for path, value in changes.items():
+            if path.startswith(LIMIT_PREFIXES):
+                return True
+            if path.startswith(CELL_PATHS):
+                if attentive or not isinstance(value, int | float) or isinstance(value, bool):
+                    return True
+                if value >= high or value <= low:
+                    return True
+        return False
 
     def service_added(self, service: RemoteService) -> None:
         self.request_cycle()

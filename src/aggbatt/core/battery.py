@@ -11,7 +11,6 @@ and value in the reason: a BMS that sends garbage in one place cannot be trusted
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,9 +65,11 @@ PATHS: tuple[PathRule, ...] = (
     PathRule("/Balancing", False, 0.0, 1.0, "not balancing"),
 )
 RULES = {rule.path: rule for rule in PATHS}
+_ALARM_PATHS = tuple((alarm, f"/Alarms/{alarm}") for alarm in ALARMS)
 CELL_VOLTAGE_RANGE = (0.5, 5.5)
 ALARM_RANGE = (0, 2)
-_CELL_PATH = re.compile(r"^/Voltages/Cell(\d+)$")
+MAX_CELLS = 64
+_CELL_PATHS = tuple(f"/Voltages/Cell{i}" for i in range(1, MAX_CELLS + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +129,15 @@ def _number(values: Mapping[str, Any], path: str, low: float, high: float) -> fl
     value = values.get(path)
     if value is None:
         return None
+    kind = type(value)
+    # fast path: NaN and infinities fail the range comparison, bools are not of type int
+    if (kind is float or kind is int) and low <= value <= high:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _BadValueError(f"{path} = {value!r} is not a number")
-    number = float(value)
-    if not math.isfinite(number):
+    if not math.isfinite(value):
         raise _BadValueError(f"{path} = {value!r} is not finite")
-    if not low <= number <= high:
-        raise _BadValueError(f"{path} = {value!r} is outside {low:g}..{high:g}")
-    return number
+    raise _BadValueError(f"{path} = {value!r} is outside {low:g}..{high:g}")
 
 
 def _rule_number(values: Mapping[str, Any], path: str) -> float | None:
@@ -155,14 +157,16 @@ def _ident(value: Any, fallback: str) -> str:
 
 
 def _cells(values: Mapping[str, Any]) -> tuple[float, ...]:
-    numbered: dict[int, float] = {}
-    for path in values:
-        match = _CELL_PATH.match(path)
-        if match:
-            v = _number(values, path, *CELL_VOLTAGE_RANGE)
-            if v is not None:
-                numbered[int(match.group(1))] = v
-    return tuple(numbered[i] for i in sorted(numbered))
+    """``/Voltages/Cell1`` .. as numbered (drivers number from 1 without gaps); a cell whose
+    value is None is unknown and left out."""
+    cells: list[float] = []
+    for path in _CELL_PATHS:
+        if path not in values:
+            break
+        v = _number(values, path, *CELL_VOLTAGE_RANGE)
+        if v is not None:
+            cells.append(v)
+    return tuple(cells)
 
 
 def _extreme(
@@ -232,8 +236,8 @@ def _read(key: str, name: str, values: Mapping[str, Any]) -> Battery:
     online = _rule_number(values, "/System/NrOfModulesOnline")
     offline = _rule_number(values, "/System/NrOfModulesOffline")
     alarms: dict[str, int] = {}
-    for alarm in ALARMS:
-        level = _number(values, f"/Alarms/{alarm}", *ALARM_RANGE)
+    for alarm, path in _ALARM_PATHS:
+        level = _number(values, path, *ALARM_RANGE)
         if level is not None:
             alarms[alarm] = int(level)
     mode = values.get("/Info/ChargeMode")

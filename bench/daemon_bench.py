@@ -1,0 +1,193 @@
+"""The daemon benchmark: CPU per hour, peak RSS and reaction latency against the floor.
+
+``python -m bench daemon [--window S] [--events N] [--sweep] [--python PATH]``
+
+On a private bus: a sim process (packs whose every cell changes each second), the real daemon
+(``aggbatt run`` as its own process), a bare dbus-fast listener with the same subscriptions (the
+floor: what merely listening costs) and a probe that timestamps every CVL change. Latency is
+from the sim publishing a cell over the max (or back) to the probe seeing the new CVL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aggbatt.sim.privatebus import PrivateBus
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE = os.environ.get("AGGBATT_PROFILE", "")
+"""Set to a file name to run the daemon under cProfile (the profile is written on SIGTERM)."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of all the process's threads, from schedstat (ns resolution; /proc/PID/stat
+    counts 10 ms ticks, too coarse for a listener that uses a few ms a second)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Proc:
+    """A helper process whose JSON stdout lines arrive on a queue."""
+
+    def __init__(self, argv: list[str], stdin: bool = False) -> None:
+        env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+        self.p = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if stdin else None, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env,
+        )  # fmt: skip
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            try:
+                self.lines.put(json.loads(line))
+            except ValueError:
+                continue
+
+    def next(self, timeout: float = 30.0) -> dict[str, Any]:
+        return self.lines.get(timeout=timeout)
+
+    def send(self, text: str) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write(text + "\n")
+        self.p.stdin.flush()
+
+    def stop(self) -> None:
+        self.p.terminate()
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def run_once(python: str, batteries: int, cells: int, window: float, events: int) -> dict[str, Any]:
+    with PrivateBus() as bus, tempfile.TemporaryDirectory() as tmp:
+        address = bus.address
+        config = Path(tmp) / "config.toml"
+        config.write_text(
+            f"[batteries]\nexpected = {batteries}\ncells_per_battery = {cells}\n"
+            '[daemon]\nlog_level = "WARNING"\nlog_period = 0\n'
+        )
+        sim = Proc([python, "-m", "bench.procs", "sim", address, str(batteries), str(cells)], True)
+        sim.next()
+        profile = ["-m", "cProfile", "-o", PROFILE] if PROFILE else []
+        daemon = Proc([python, *profile, "-m", "aggbatt", "run", "--config", str(config),
+                       "--state-dir", tmp, "--bus", address])  # fmt: skip
+        probe = Proc([python, "-m", "bench.procs", "probe", address])
+        probe.next()
+        bare = Proc([python, "-m", "bench.procs", "bare", address])
+        bare.next()
+        try:
+            time.sleep(3.0)  # warm-up: scans done, first cycles run
+            d0, b0, t0 = cpu_seconds(daemon.p.pid), cpu_seconds(bare.p.pid), time.monotonic()
+            time.sleep(window)
+            elapsed = time.monotonic() - t0
+            daemon_cpu = (cpu_seconds(daemon.p.pid) - d0) / elapsed
+            bare_cpu = (cpu_seconds(bare.p.pid) - b0) / elapsed
+            latencies = measure_latency(sim, probe, events)
+            rss = peak_rss_mib(daemon.p.pid)
+            alive = daemon.p.poll() is None
+        finally:
+            for proc in (bare, probe, daemon, sim):
+                proc.stop()
+    result: dict[str, Any] = {
+        "batteries": batteries,
+        "cells": cells,
+        "window_s": round(elapsed, 1),
+        "daemon_cpu_s_per_hour": round(daemon_cpu * 3600, 1),
+        "bare_listener_cpu_s_per_hour": round(bare_cpu * 3600, 1),
+        "daemon_over_bare": round(daemon_cpu / bare_cpu, 2) if bare_cpu else None,
+        "daemon_peak_rss_mib": round(rss, 1),
+        "daemon_alive": alive,
+    }
+    if latencies:
+        ms = sorted(x * 1000 for x in latencies)
+        result.update(
+            latency_events=len(ms),
+            latency_ms_p50=round(statistics.median(ms), 1),
+            latency_ms_p99=round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1),
+            latency_ms_max=round(ms[-1], 1),
+        )
+    return result
+
+
+def measure_latency(sim: Proc, probe: Proc, events: int) -> list[float]:
+    while not probe.lines.empty():
+        probe.lines.get_nowait()
+    target = None
+    latencies: list[float] = []
+    for i in range(events):
+        kind = "peak" if i % 2 == 0 else "calm"
+        sim.send(kind)
+        sent = sim.next()["t"]
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                seen = probe.next(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if seen["t"] < sent:
+                target = target if kind == "peak" else seen["cvl"]
+                continue
+            if kind == "peak" and (target is None or seen["cvl"] < target):
+                latencies.append(seen["t"] - sent)
+                break
+            if kind == "calm" and (target is None or seen["cvl"] >= target):
+                target = seen["cvl"]
+                latencies.append(seen["t"] - sent)
+                break
+        time.sleep(0.05 + 0.1 * ((i * 7919) % 10) / 10)
+    return latencies
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench daemon")
+    parser.add_argument("--window", type=float, default=60.0, help="CPU window in seconds")
+    parser.add_argument("--events", type=int, default=500, help="latency events")
+    parser.add_argument("--sweep", action="store_true", help="also 1..16 packs x 16..32 cells")
+    parser.add_argument("--python", default=sys.executable, help="interpreter (e.g. .venv-venus)")
+    parser.add_argument("--out", type=Path, help="write the JSON here too")
+    args = parser.parse_args(argv)
+    probe = [args.python, "-c", "import dbus_fast.message as m; print(m.__file__)"]
+    where = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
+    report: dict[str, Any] = {
+        "python": args.python,
+        "dbus_fast_compiled": where.endswith(".so"),
+        "main": run_once(args.python, 8, 24, args.window, args.events),
+    }
+    if args.sweep:
+        report["sweep"] = [
+            run_once(args.python, b, c, max(10.0, args.window / 4), 0)
+            for b in (1, 4, 8, 16)
+            for c in (16, 24, 32)
+        ]
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
