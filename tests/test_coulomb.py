@@ -67,7 +67,9 @@ def test_capacity_change_keeps_the_soc() -> None:
 
 def test_start_from_state_or_bms() -> None:
     assert start_counter(200.0, 150.0, 300.0, 10.0).charge_ah == pytest.approx(100.0)
+    assert not needs_save(start_counter(200.0, 150.0, 300.0, 10.0), S)
     assert start_counter(200.0, None, None, 40.0).charge_ah == pytest.approx(80.0)
+    assert needs_save(start_counter(200.0, None, None, 40.0), S)  # saved at once
     assert start_counter(200.0, 500.0, 200.0, 40.0).charge_ah == 200.0
 
 

@@ -36,6 +36,7 @@ class FeedInKeeper:
         self._persist = persist
         self._lock = asyncio.Lock()
         self._wanted_off: bool | None = None
+        self._failing = False
 
     async def start(self) -> None:
         try:
@@ -76,12 +77,20 @@ class FeedInKeeper:
         try:
             code = await self.settings.set_value(FEED_IN_PATH, value)
         except BusCallError as exc:
-            log.error("could not write %s=%s: %s", FEED_IN_PATH, value, exc)
-            self._wanted_off = None  # try again next cycle
+            self._failed(f"could not write {FEED_IN_PATH}={value}: {exc}")
             return
         if code != 0:
-            log.error("localsettings refused %s=%s (code %s)", FEED_IN_PATH, value, code)
-            self._wanted_off = None
+            self._failed(f"localsettings refused {FEED_IN_PATH}={value} (code {code})")
             return
+        if self._failing:
+            log.info("%s writable again", FEED_IN_PATH)
+        self._failing = False
         self.current = value
         log.info(message)
+
+    def _failed(self, message: str) -> None:
+        """Retry next cycle; say it once per outage, not every second."""
+        if not self._failing:
+            log.error("%s; retrying every cycle", message)
+        self._failing = True
+        self._wanted_off = None

@@ -50,13 +50,11 @@ def start_counter(
 ) -> Counter:
     """A counter from the stored charge (scaled to today's capacity), else from the BMS SoC."""
     if stored_ah is not None and stored_installed_ah and installed_ah > 0:
-        charge = stored_ah * installed_ah / stored_installed_ah
-        event = "restored"
-    else:
-        charge = bms_soc / 100.0 * installed_ah
-        event = "started from the BMS SoC"
-    charge = min(max(charge, 0.0), installed_ah)
-    return Counter(charge, installed_ah, saved_ah=charge, event=event)
+        charge = min(max(stored_ah * installed_ah / stored_installed_ah, 0.0), installed_ah)
+        return Counter(charge, installed_ah, saved_ah=charge, event="restored")
+    charge = min(max(bms_soc / 100.0 * installed_ah, 0.0), installed_ah)
+    # not on disk yet: saved at the first cycle, so a restart cannot fall back to the BMS SoC
+    return Counter(charge, installed_ah, saved_ah=None, event="started from the BMS SoC")
 
 
 def step(
