@@ -41,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--bus", help="system, session or a bus address")
     status.add_argument("--service", default=Config().service.name)
 
+    imp = sub.add_parser(
+        "import-ini", help="convert a dbus-aggregate-batteries config.ini to TOML (on stdout)"
+    )
+    imp.add_argument("ini", type=Path, help="the reference's config.ini")
+    imp.add_argument("--defaults", type=Path, help="its config.default.ini (for v4.x installs)")
+    imp.add_argument(
+        "--state-dir", type=Path,
+        help="also import the charge counter and last balancing into this state folder",
+    )  # fmt: skip
+
     demo = sub.add_parser("demo", help="run on a simulated Venus system on a private D-Bus")
     demo.add_argument("--batteries", type=int, default=2, help="simulated packs (default 2)")
     demo.add_argument("--cells", type=int, default=16, help="cells per pack (default 16)")
@@ -79,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(args)
     if args.command == "check":
         return cmd_check(args)
+    if args.command == "import-ini":
+        return cmd_import(args)
     _logging(args.log_level or "WARNING")
     if args.command == "status":
         from aggbatt.status import show_status
@@ -119,6 +131,28 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"effective discharge curve: {list(zip(volts, factors, strict=True))}")
     full, empty = config.full_cell_voltage, config.empty_cell_voltage
     print(f"SoC full at {full} V/cell, empty at {empty} V/cell")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    import time
+
+    from aggbatt.importini import IniImportError, import_ini
+    from aggbatt.state import read_reference_files, save_state
+
+    try:
+        text, _ = import_ini(args.ini, args.defaults)
+    except (IniImportError, ConfigError) as exc:
+        print(f"aggbatt import-ini: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.stdout.write(text)
+    if args.state_dir is not None:
+        state = read_reference_files(args.ini.resolve().parent, time.time())
+        if state is None:
+            print(f"no charge/last_balancing files beside {args.ini}", file=sys.stderr)
+        else:
+            save_state(args.state_dir, state)
+            print(f"imported {state} into {args.state_dir}", file=sys.stderr)
     return 0
 
 

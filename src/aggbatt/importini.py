@@ -1,0 +1,409 @@
+"""``aggbatt import-ini``: a dbus-aggregate-batteries config.ini as an aggbatt config.toml.
+
+Every option of the reference (v4.x names and the older v2/v3 ones) is either mapped, or
+dropped with a comment saying why it is not needed, or refused with an error naming it and
+its value. Where the meaning changed the TOML says so beside the key. The reference's
+semantics are kept where aggbatt can express them (CCL/DCL min x N or sum in pass-through),
+with a pointer to the better setting.
+"""
+
+from __future__ import annotations
+
+import configparser
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aggbatt.config import Config, validate_config
+
+
+class IniImportError(ValueError):
+    """An option whose value aggbatt cannot express; the message names both."""
+
+
+ALIASES = {
+    # older names (v2.x constants, early v3) -> v4 names
+    "NR_OF_CELLS_PER_BATTERIE": "NR_OF_CELLS_PER_BATTERY",
+    "BATTERY_KEY_WORD": "BATTERY_SERVICE_NAME",
+    "BATTERY_NAME_KEY_WORD": "BATTERY_PRODUCT_NAME",
+    "BATTERY_NAME_PATH": "BATTERY_INSTANCE_NAME_PATH",
+    "MULTI_KEY_WORD": "MULTI_KEYWORD",
+    "MPPT_KEY_WORD": "MPPT_KEYWORD",
+    "SMARTSHUNT_NAME_KEY_WORD": "SMARTSHUNT_NAME_KEYWORD",
+    "INVERT_SMARTSHUNT": "INVERT_SMARTSHUNTS",
+    "CELL_FULL_LIMITING_VOLTAGE": "CELL_CHARGE_LIMITING_VOLTAGE",
+    "CELL_FULL_LIMITED_CURRENT": "CELL_CHARGE_LIMITED_CURRENT",
+    "CELL_EMPTY_LIMITING_VOLTAGE": "CELL_DISCHARGE_LIMITING_VOLTAGE",
+    "CELL_EMPTY_LIMITED_CURRENT": "CELL_DISCHARGE_LIMITED_CURRENT",
+}
+
+NOT_NEEDED = {
+    "SEARCH_TRIALS": "aggbatt never exits when batteries are missing: it runs degraded",
+    "READ_TRIALS": "aggbatt never exits on bad data: the battery is left out instead",
+    "TIME_BEFORE_RESTART": "aggbatt does not restart itself on errors",
+    "UPDATE_INTERVAL_FIND_DEVICES": "services are tracked live from D-Bus signals",
+    "LOG_VOLTAGE_CHANGE": "every change of mode or limit reason is logged",
+    "LOG_CURRENT_CHANGE": "every change of mode or limit reason is logged",
+    "VOLTAGE_SET_PRECISION": "the CVL cut is the sum of the cells minus their over-voltage",
+    "DYNAMIC_CVL_PRECISION": "the CVL cut is the sum of the cells minus their over-voltage",
+    "DISCHARGE_VOLTAGE": "the discharge curve is [control.own] discharge_curve_voltages",
+    "FLOAT_MODE": "float handling is the BMSes' in pass-through mode",
+    "FLOAT_CELL_VOLTARE": "float handling is the BMSes' in pass-through mode",
+}
+FIXED = {
+    "DCLOAD_SERVICE_NAME": "com.victronenergy.dcload",
+    "BATTERY_PRODUCT_NAME_PATH": "/ProductName",
+}
+UNSUPPORTED_UNLESS_ZERO = ("OWN_SOC_FULL_VOLTAGE", "OWN_SOC_FULL_CELL_MEDIAN_VOLTAGE")
+
+
+@dataclass
+class Converted:
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)
+    comments: dict[tuple[str, str], str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def set(self, section: str, key: str, value: Any, comment: str = "") -> None:
+        self.data.setdefault(section, {})[key] = value
+        if comment:
+            self.comments[(section, key)] = comment
+
+
+def read_ini(path: Path, defaults: Path | None = None) -> dict[str, str]:
+    """The effective options: the defaults file, then the user's file over it (as the reference)."""
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"), interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    files = [p for p in (defaults, path) if p is not None]
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise IniImportError(f"cannot read {f}: {exc.strerror}") from None
+        if not text.lstrip().startswith("["):
+            text = "[DEFAULT]\n" + text
+        try:
+            parser.read_string(text, str(f))
+        except configparser.Error as exc:
+            raise IniImportError(f"{f} is not a valid INI file: {exc}") from None
+    options = dict(parser.defaults())
+    for section in parser.sections():
+        options.update(parser[section])
+    return {ALIASES.get(k, k): v.strip() for k, v in options.items()}
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().strip("\"'").lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off", ""):
+        return False
+    raise IniImportError(f"{name} = {raw!r}: expected True or False")
+
+
+def _number(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip().strip("\"'"))
+    except ValueError:
+        raise IniImportError(f"{name} = {raw!r}: expected a number") from None
+    if not math.isfinite(value):
+        raise IniImportError(f"{name} = {raw!r}: expected a finite number")
+    return value
+
+
+def _int(name: str, raw: str) -> int:
+    value = _number(name, raw)
+    if value != int(value):
+        raise IniImportError(f"{name} = {raw!r}: expected a whole number")
+    return int(value)
+
+
+def _numbers(name: str, raw: str) -> list[float]:
+    parts = [p for p in re.split(r"[\s,\[\]]+", raw) if p]
+    return [_number(name, p) for p in parts]
+
+
+def _shunts(raw: str) -> bool | list[int | str]:
+    text = raw.strip()
+    if not text.startswith("["):
+        return _bool("USE_SMARTSHUNTS", text)
+    items = [p.strip().strip("\"'") for p in text.strip("[]").split(",") if p.strip()]
+    out: list[int | str] = []
+    for item in items:
+        out.append(int(item) if item.isdigit() else item)
+    return out
+
+
+def convert(options: dict[str, str]) -> Converted:
+    out = Converted()
+    known = {*NOT_NEEDED, *FIXED, *UNSUPPORTED_UNLESS_ZERO, *_HANDLERS, "CHARGE_VOLTAGE"}
+    for name in sorted(options):
+        if name not in known:
+            raise IniImportError(f"{name} is not an option of dbus-aggregate-batteries v2.4..v4.3")
+    for name, why in NOT_NEEDED.items():
+        if name in options:
+            out.notes.append(f"{name} dropped: {why}")
+    for name, expected in FIXED.items():
+        if name in options and options[name].rstrip(".") != expected:
+            raise IniImportError(f"{name} = {options[name]!r}: aggbatt always uses {expected}")
+    for name in UNSUPPORTED_UNLESS_ZERO:
+        if name in options and _number(name, options[name]) != 0:
+            raise IniImportError(
+                f"{name} = {options[name]}: aggbatt has no such full-charge signal; it resets "
+                "the counter at soc.full_cell_voltage"
+            )
+    own = _bool("OWN_CHARGE_PARAMETERS", options.get("OWN_CHARGE_PARAMETERS", "False"))
+    out.set("control", "mode", "own" if own else "passthrough")
+    for name, handler in _HANDLERS.items():
+        if name in options:
+            handler(out, name, options[name], options, own)
+    if "CHARGE_VOLTAGE" in options and "CHARGE_VOLTAGE_LIST" not in options:
+        v = _number("CHARGE_VOLTAGE", options["CHARGE_VOLTAGE"])
+        out.set(
+            "control.own",
+            "charge_voltage_per_month",
+            [v] * 12,
+            "CHARGE_VOLTAGE (v2) for every month",
+        )
+    keep = "the reference's fixed instance, kept for VRM history; localsettings may grant another"
+    out.set("service", "device_instance", 99, keep)
+    new = "new: cell temperature limits CCL/DCL in own mode; false = the reference's behaviour"
+    out.set("temperature", "enabled", True, new)
+    return out
+
+
+def _h_count(section: str, key: str, what: str) -> Any:
+    def handle(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bool) -> None:
+        n = _int(name, raw)
+        if n < 0:
+            out.set(
+                section,
+                key,
+                0 if key != "cells_per_battery" else 16,
+                f"{name} was {n} (unset): set {what}",
+            )
+            out.notes.append(f"{name} is {n} (unset): set {section}.{key}")
+        else:
+            out.set(section, key, n)
+
+    return handle
+
+
+def _h_service(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bool) -> None:
+    cls = raw.strip().removeprefix("com.victronenergy.").split(".")[0]
+    out.set("batteries", "service_class", cls)
+
+
+def _h_simple(section: str, key: str, kind: str, comment: str = "") -> Any:
+    def handle(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bool) -> None:
+        value: Any
+        if kind == "bool":
+            value = _bool(name, raw)
+        elif kind == "float":
+            value = _number(name, raw)
+        elif kind == "int":
+            value = _int(name, raw)
+        elif kind == "list":
+            value = _numbers(name, raw)
+            if not value:
+                return  # empty: derived, as in the reference
+        else:
+            value = raw.strip().strip("\"'")
+        out.set(section, key, value, comment)
+
+    return handle
+
+
+def _h_current(out: Converted, name: str, raw: str, o: dict[str, str], _own: bool) -> None:
+    if _bool(name, raw):
+        source = (
+            "smartshunt"
+            if _bool("X", o.get("SMARTSHUNT_AS_BATTERY_CURRENT", "False"))
+            else "victron"
+        )
+        out.set("current", "source", source)
+    else:
+        out.set("current", "source", "bms")
+
+
+def _h_keyword(key: str) -> Any:
+    def handle(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bool) -> None:
+        out.set("current", key, bool(raw.strip()), f"{name} = {raw.strip() or '(empty)'}")
+
+    return handle
+
+
+def _h_logging(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bool) -> None:
+    level = raw.strip().upper()
+    if level.isdigit():
+        level = "INFO"  # v2: 0/1/2 chose the output, not the level
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise IniImportError(f"{name} = {raw!r}: expected ERROR, WARNING, INFO or DEBUG")
+    out.set("daemon", "log_level", level)
+
+
+def _h_soc_threshold(key: str) -> Any:
+    def handle(out: Converted, name: str, raw: str, _o: dict[str, str], own: bool) -> None:
+        if not own:  # with own charge parameters the reference used the max/min cell voltage
+            out.set("soc", key, _number(name, raw))
+
+    return handle
+
+
+def _h_can(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bool) -> None:
+    if _bool(name, raw):
+        out.set(
+            "control.passthrough",
+            "current_policy",
+            "sum",
+            "CAN_batteries: the sum of the BMS limits, as the reference; 'share' never lets "
+            "one pack exceed its own limit",
+        )
+        out.notes.append("CAN_batteries: not needed, a battery without cell paths takes part")
+
+
+def _h_keep_max(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bool) -> None:
+    if _bool(name, raw):
+        out.set(
+            "control.passthrough",
+            "cvl",
+            "max_until_all_float",
+            "KEEP_MAX_CVL as documented; the reference's code did the opposite (took the "
+            "max only while a battery was in float)",
+        )
+
+
+_HANDLERS: dict[str, Any] = {
+    "NR_OF_BATTERIES": _h_count("batteries", "expected", "the number of packs"),
+    "NR_OF_CELLS_PER_BATTERY": _h_count("batteries", "cells_per_battery", "the cells per pack"),
+    "NR_OF_MPPTS": _h_count("current", "expected_solar_chargers", "the number of MPPTs"),
+    "BATTERY_SERVICE_NAME": _h_service,
+    "BATTERY_PRODUCT_NAME": lambda out, n, raw, o, own: out.set(
+        "batteries", "product_names", [raw.strip()]
+    ),
+    "BATTERY_INSTANCE_NAME_PATH": _h_simple("batteries", "name_path", "str"),
+    "MULTI_KEYWORD": _h_keyword("vebus"),
+    "MPPT_KEYWORD": _h_keyword("solar_chargers"),
+    "SMARTSHUNT_NAME_KEYWORD": _h_simple("current", "smartshunt_product", "str"),
+    "SMARTSHUNT_INSTANCE_NAME_PATH": _h_simple("current", "smartshunt_name_path", "str"),
+    "UPDATE_INTERVAL_DATA": _h_simple(
+        "daemon", "update_interval", "float", "a cell near a limit is handled at once anyway"
+    ),
+    "CURRENT_FROM_VICTRON": _h_current,
+    "SMARTSHUNT_AS_BATTERY_CURRENT": lambda *a: None,  # read by _h_current
+    "DC_LOADS": lambda out, n, raw, o, own: out.set("current", "smartshunts", _bool(n, raw)),
+    "USE_SMARTSHUNTS": lambda out, n, raw, o, own: out.set("current", "smartshunts", _shunts(raw)),
+    "INVERT_SMARTSHUNTS": _h_simple("current", "invert_smartshunts", "bool"),
+    "IGNORE_SMARTSHUNT_ABSENCE": _h_simple("current", "ignore_smartshunt_absence", "bool"),
+    "CAN_batteries": _h_can,
+    "OWN_SOC": _h_simple("soc", "own", "bool"),
+    "ZERO_SOC": _h_simple("soc", "zero_reset", "bool"),
+    "MAX_CELL_VOLTAGE_SOC_FULL": _h_soc_threshold("full_cell_voltage"),
+    "MIN_CELL_VOLTAGE_SOC_EMPTY": _h_soc_threshold("empty_cell_voltage"),
+    "CHARGE_SAVE_PRECISION": _h_simple("soc", "save_precision", "float"),
+    "BATTERY_EFFICIENCY": _h_simple("soc", "efficiency", "float"),
+    "OWN_CHARGE_PARAMETERS": lambda *a: None,  # read first, sets control.mode
+    "BALANCING_VOLTAGE": _h_simple("control.own", "balancing_voltage", "float"),
+    "BALANCING_REPETITION": _h_simple(
+        "control.own",
+        "balancing_repetition_days",
+        "float",
+        "elapsed days since the last balancing, exact across years",
+    ),
+    "CHARGE_VOLTAGE_LIST": _h_simple("control.own", "charge_voltage_per_month", "list"),
+    "MAX_CELL_VOLTAGE": _h_simple("control.own", "max_cell_voltage", "float"),
+    "MIN_CELL_VOLTAGE": _h_simple("control.own", "min_cell_voltage", "float"),
+    "MIN_CELL_HYSTERESIS": _h_simple("control.own", "min_cell_hysteresis", "float"),
+    "CELL_DIFF_MAX": _h_simple("control.own", "cell_diff_goal", "float"),
+    "MAX_CHARGE_CURRENT": _h_simple(
+        "control.own",
+        "max_charge_current",
+        "float",
+        "now also capped by the packs' own BMS limits (share)",
+    ),
+    "MAX_DISCHARGE_CURRENT": _h_simple(
+        "control.own",
+        "max_discharge_current",
+        "float",
+        "now also capped by the packs' own BMS limits (share)",
+    ),
+    "CELL_CHARGE_LIMITING_VOLTAGE": _h_simple("control.own", "charge_curve_voltages", "list"),
+    "CELL_CHARGE_LIMITED_CURRENT": _h_simple("control.own", "charge_curve_factors", "list"),
+    "CELL_DISCHARGE_LIMITING_VOLTAGE": _h_simple("control.own", "discharge_curve_voltages", "list"),
+    "CELL_DISCHARGE_LIMITED_CURRENT": _h_simple("control.own", "discharge_curve_factors", "list"),
+    "KEEP_MAX_CVL": _h_keep_max,
+    "SEND_CELL_VOLTAGES": lambda out, n, raw, o, own: out.set(
+        "service", "publish_cell_voltages", _bool(n, raw)
+    ),
+    "LOGGING": _h_logging,
+    "LOG_PERIOD": _h_simple("daemon", "log_period", "float"),
+}
+
+
+def _passthrough_policy(out: Converted) -> None:
+    pt = out.data.setdefault("control.passthrough", {})
+    if "current_policy" not in pt:
+        out.set(
+            "control.passthrough",
+            "current_policy",
+            "min_times_n",
+            "the reference's lowest BMS limit x number of packs; 'share' divides each pack's "
+            "limit by its capacity share instead (better for unequal packs)",
+        )
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+
+
+def to_toml(out: Converted, source: str) -> str:
+    lines = [
+        f"# aggbatt config imported from {source} by aggbatt import-ini.",
+        "# Options not listed keep aggbatt's defaults (see config.toml).",
+    ]
+    lines += [f"# {note}" for note in out.notes]
+    order = [
+        "batteries",
+        "current",
+        "soc",
+        "control",
+        "control.own",
+        "control.passthrough",
+        "temperature",
+        "service",
+        "daemon",
+    ]
+    for section in order:
+        values = out.data.get(section)
+        if not values:
+            continue
+        lines += ["", f"[{section}]"]
+        for key, value in values.items():
+            comment = out.comments.get((section, key))
+            if comment:
+                lines.append(f"# {comment}")
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def import_ini(path: Path, defaults: Path | None = None) -> tuple[str, Config]:
+    """(TOML text, the validated config) for a reference config.ini; raises IniImportError."""
+    out = convert(read_ini(path, defaults))
+    _passthrough_policy(out)
+    nested: dict[str, Any] = {}
+    for section, values in out.data.items():
+        target = nested
+        for part in section.split("."):
+            target = target.setdefault(part, {})
+        target.update(values)
+    config = validate_config(nested, f"the config imported from {path}")
+    return to_toml(out, path.name), config

@@ -1,0 +1,207 @@
+"""import-ini: the reference's default, LFP and LTO configs import to valid configs that give the
+same CVL/CCL/DCL as the reference's own formulas where the semantics did not change."""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aggbatt.config import Config
+from aggbatt.core.engine import initial_state, run_cycle
+from aggbatt.importini import IniImportError, import_ini
+from aggbatt.state import State
+from tests.packs import pack
+
+REF = Path(__file__).parent / "fixtures" / "reference"
+DEFAULTS = REF / "config.default.ini"
+NOW = dt.datetime(2026, 4, 10, 12).timestamp()  # April: month voltage index 3
+
+
+def reference_interpolate(x: float, xs: list[float], ys: list[float]) -> float:
+    """The reference's _interpolate (ascending X, flat outside), written out independently."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    i = bisect.bisect_left(xs, x)
+    return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+
+
+def reference_own(ini: dict[str, Any], packs: list[list[float]]) -> tuple[float, float, float]:
+    """CVL, CCL, DCL of the reference's own mode for these cells (no balancing due)."""
+    cells = ini["cells"]
+    vmax, vmin, bal = ini["max"], ini["min"], ini["balancing"]
+    cvl = cells * ini["months"][3]
+    if max(max(p) for p in packs) >= vmax:
+        cvl = min(cvl, *(sum(p) - sum(v - vmax for v in p if v > vmax) for p in packs))
+    charge_v = [vmin, vmin + 0.05, bal - 0.1, bal, vmax]
+    discharge_v = [vmin, vmin + 0.1, vmin + 0.2]
+    ccl = ini["ccl"] * reference_interpolate(
+        max(max(p) for p in packs), charge_v, [0.2, 1, 1, 0.1, 0]
+    )
+    dcl = ini["dcl"] * reference_interpolate(min(min(p) for p in packs), discharge_v, [0, 0.05, 1])
+    return cvl, ccl, dcl
+
+
+def ours(config: Config, packs: list[list[float]]) -> tuple[float, float, float]:
+    snaps = {f"svc{i}": pack(p, ccl=1000.0, dcl=1000.0) for i, p in enumerate(packs)}
+    state = initial_state(State(last_balancing=NOW - 3600))  # balancing not due
+    result = run_cycle(snaps, {}, config, state, now_mono=1.0, now_wall=NOW, month=4)
+    limits = result.limits
+    return limits.cvl.value, limits.ccl.value, limits.dcl.value
+
+
+LFP = {
+    "cells": 16,
+    "max": 3.45,
+    "min": 2.90,
+    "balancing": 3.40,
+    "ccl": 200,
+    "dcl": 200,
+    "months": [3.55, 3.50, 3.50, 3.45, 3.40, 3.40, 3.40, 3.40, 3.45, 3.50, 3.50, 3.55],
+}
+LTO = {
+    "cells": 24,
+    "max": 2.6,
+    "min": 1.9,
+    "balancing": 2.5,
+    "ccl": 200,
+    "dcl": 200,
+    "months": [2.50, 2.45, 2.45, 2.40, 2.35, 2.35, 2.35, 2.35, 2.40, 2.45, 2.45, 2.50],
+}
+LFP_CASES = [
+    [3.30] * 16,
+    [3.30] * 15 + [3.42],
+    [3.41] * 15 + [3.47],
+    [2.95] * 16,
+    [3.05] * 16,
+    [3.32] * 14 + [3.36, 3.38],
+]
+LTO_CASES = [[2.30] * 24, [2.30] * 23 + [2.45], [2.50] * 23 + [2.62], [1.95] * 24, [2.05] * 24]
+
+
+@pytest.mark.parametrize(
+    ("ini", "reference", "cases"),
+    [("config_LFP.ini", LFP, LFP_CASES), ("config_LTO.ini", LTO, LTO_CASES)],
+)
+def test_examples_import_and_decide_as_the_reference(
+    ini: str, reference: dict[str, Any], cases: list[list[float]]
+) -> None:
+    _, config = import_ini(REF / ini, DEFAULTS)
+    assert config.control.mode == "own" and config.soc.own
+    assert config.batteries.expected == 2
+    assert config.batteries.cells_per_battery == reference["cells"]
+    assert config.current.source == "victron"
+    for cells in cases:
+        two = [cells, cells]
+        expected = reference_own(reference, two)
+        got = ours(config, two)
+        assert got == pytest.approx(expected, abs=1e-6), (cells, got, expected)
+
+
+def test_default_imports_as_pass_through_with_the_references_policies() -> None:
+    text, config = import_ini(DEFAULTS)
+    assert config.control.mode == "passthrough"
+    assert config.control.passthrough.current_policy == "min_times_n"
+    assert config.batteries.expected == 0  # -1 (unset) becomes "any", with a note
+    assert "NR_OF_BATTERIES is -1 (unset)" in text
+    assert "SEARCH_TRIALS dropped" in text
+    snaps = {"a": pack(cvl=56.0, ccl=100.0, dcl=150.0), "b": pack(cvl=55.2, ccl=80.0, dcl=90.0)}
+    result = run_cycle(
+        snaps, {}, config, initial_state(State()), now_mono=1.0, now_wall=NOW, month=4
+    )
+    # reference: CVL = min, CCL/DCL = min x N
+    assert result.limits.cvl.value == 55.2
+    assert result.limits.ccl.value == 160.0 and result.limits.dcl.value == 180.0
+
+
+def test_lto_options_whose_meaning_changed_are_commented() -> None:
+    text, config = import_ini(REF / "config_LTO.ini", DEFAULTS)
+    assert config.current.smartshunts == [278, "FrontShunt"]
+    assert config.control.passthrough.cvl == "max_until_all_float"
+    assert "the reference's code did the opposite" in text
+    assert "capacity share" in text
+    assert config.service.device_instance == 99
+    # the TOML text itself is a valid config, equal to what was validated
+    import tomllib
+
+    from aggbatt.config import validate_config
+
+    assert validate_config(tomllib.loads(text)) == config
+
+
+def test_older_option_names() -> None:
+    _, config = import_ini(REF / "config_v2_names.ini")
+    assert config.batteries.expected == 3 and config.batteries.cells_per_battery == 16
+    assert config.batteries.name_path == "/CustomName"
+    assert config.current.invert_smartshunts
+    assert config.control.own.charge_curve_voltages == [3.30, 3.40, 3.45]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[DEFAULT]\nNO_SUCH_OPTION = 1\n", "NO_SUCH_OPTION is not an option"),
+        ("[DEFAULT]\nOWN_SOC = maybe\n", "OWN_SOC = 'maybe': expected True or False"),
+        ("[DEFAULT]\nDCLOAD_SERVICE_NAME = com.example.load\n", "aggbatt always uses"),
+        ("[DEFAULT]\nOWN_SOC_FULL_VOLTAGE = 55\n", "OWN_SOC_FULL_VOLTAGE = 55"),
+        (
+            "[DEFAULT]\nMAX_CHARGE_CURRENT = lots\n",
+            "MAX_CHARGE_CURRENT = 'lots': expected a number",
+        ),
+        ("[DEFAULT]\nMAX_CELL_VOLTAGE = 55.2\n", "max_cell_voltage = 55.2"),
+    ],
+)
+def test_values_it_cannot_map_are_refused_naming_them(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    ini = tmp_path / "config.ini"
+    ini.write_text(content)
+    with pytest.raises((IniImportError, ValueError)) as err:
+        import_ini(ini)
+    assert message in str(err.value)
+
+
+def test_cli_imports_config_and_state(tmp_path: Path) -> None:
+    folder = tmp_path / "dbus-aggregate-batteries"
+    folder.mkdir()
+    (folder / "config.ini").write_text((REF / "config_LFP.ini").read_text())
+    (folder / "storedvalue_charge").write_text("321.5")
+    (folder / "storedvalue_last_balancing").write_text("100")
+    state_dir = tmp_path / "state"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aggbatt",
+            "import-ini",
+            str(folder / "config.ini"),
+            "--defaults",
+            str(DEFAULTS),
+            "--state-dir",
+            str(state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[control.own]" in proc.stdout
+    stored = json.loads((state_dir / "state.json").read_text())
+    assert stored["charge_ah"] == 321.5 and stored["last_balancing"] is not None
+    bad = subprocess.run(
+        [sys.executable, "-m", "aggbatt", "import-ini", str(tmp_path / "missing.ini")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2 and "cannot read" in bad.stderr
