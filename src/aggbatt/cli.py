@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--bus", help="system, session or a bus address")
     status.add_argument("--service", default=Config().service.name)
 
+    doctor = sub.add_parser("doctor", help="check the live system: DVCC settings, sources, data")
+    doctor.add_argument("--config", type=Path, help="the config (default: built-in defaults)")
+    doctor.add_argument("--state-dir", type=Path, help="aggbatt's state folder (feed-in held)")
+    doctor.add_argument("--bus", help="system, session or a bus address")
+    doctor.add_argument("--watch", type=float, default=3.0, help="seconds to watch the data")
+
     imp = sub.add_parser(
         "import-ini", help="convert a dbus-aggregate-batteries config.ini to TOML (on stdout)"
     )
@@ -91,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_check(args)
     if args.command == "import-ini":
         return cmd_import(args)
+    if args.command == "doctor":
+        return cmd_doctor(args)
     _logging(args.log_level or "WARNING")
     if args.command == "status":
         from aggbatt.status import show_status
@@ -132,6 +140,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     full, empty = config.full_cell_voltage, config.empty_cell_voltage
     print(f"SoC full at {full} V/cell, empty at {empty} V/cell")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import time
+
+    from aggbatt.doctor import diagnose, gather, render
+    from aggbatt.state import load_state
+
+    config = _load(args.config) if args.config else Config()
+    if config is None:
+        return EXIT_CONFIG
+    held = None
+    if args.state_dir is not None:
+        held = load_state(args.state_dir, time.time()).state.feed_in_original
+    facts = asyncio.run(gather(config, args.bus, args.watch, held))
+    findings = diagnose(facts, config)
+    print(render(findings))
+    return 1 if any(f.level == "problem" for f in findings) else 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
