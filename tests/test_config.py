@@ -60,6 +60,8 @@ def test_every_option_is_documented_in_the_default_file() -> None:
         ({"control": {"own": {"balancing_voltage": 3.45}}}, "give the curve explicitly"),
         ({"soc": {"own": True}, "control": {"mode": "passthrough"}}, "soc.full_cell_voltage"),
         ({"soc": {"efficiency": 1.5}}, "soc.efficiency = 1.5"),
+        ({"batteries": {"expected": "2"}}, "batteries.expected = '2'"),  # quoted: a typo
+        ({"soc": {"own": 1}}, "soc.own = 1: Input should be a valid boolean"),
     ],
 )
 def test_errors_name_the_key_the_value_and_the_fix(data: dict[str, object], expected: str) -> None:
@@ -118,3 +120,11 @@ def test_configuration_reference_is_generated_from_the_model() -> None:
     assert page == render(DEFAULT.read_text()), "run: python -m aggbatt.configdoc config.toml"
     for key in keys_of(Config):
         assert f"| `{key.rsplit('.', 1)[-1]}` |" in page
+
+
+def test_every_toml_example_in_the_user_docs_is_valid() -> None:
+    for page in ("guide.md", "install.md"):
+        text = (ROOT / "docs" / page).read_text()
+        for block in re.findall(r"```toml\n(.*?)```", text, flags=re.S):
+            validate_config(tomllib.loads(block), f"docs/{page}")
+    assert "```toml" in (ROOT / "docs" / "guide.md").read_text()

@@ -36,7 +36,9 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    """Strict: a quoted number or 0/1 for a boolean is a typo in TOML, not something to guess."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
 
 def _strictly_ascending(name: str, values: list[float]) -> list[float]:
