@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -41,3 +42,18 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+async def start_daemon_process(
+    address: str, config: Path, state_dir: Path, stderr: int | None = None
+) -> asyncio.subprocess.Process:
+    """``aggbatt run`` as its own process on a private bus."""
+    argv = ["run", "--config", str(config), "--state-dir", str(state_dir), "--bus", address]
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aggbatt",
+        *argv,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=stderr or asyncio.subprocess.DEVNULL,
+    )

@@ -15,7 +15,7 @@ from aggbatt.sim.localsettings import FakeLocalSettings
 from aggbatt.state import State, save_state
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.wire import unwrap
-from tests.conftest import wait_until
+from tests.conftest import start_daemon_process, wait_until
 
 SERVICE = "com.victronenergy.battery.aggbatt"
 
@@ -59,23 +59,6 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert good.returncode == 0 and "valid" in good.stdout
 
 
-async def _start(address: str, config: Path, state: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aggbatt",
-        "run",
-        "--config",
-        str(config),
-        "--state-dir",
-        str(state),
-        "--bus",
-        address,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
 async def _published(address: str) -> dict[str, object] | None:
     bus = await busmod.connect(address)
     try:
@@ -99,7 +82,7 @@ async def test_sigterm_mid_episode_then_restart_restores_feed_in_and_keeps_the_c
     settings = await FakeLocalSettings.start(bus_address, {FEED_IN_PATH: 1})
     pack = SimSerialBattery("ttyUSB0", 1, soc=0.5)
     await pack.start(bus_address)
-    proc = await _start(bus_address, config, state_dir)
+    proc = await start_daemon_process(bus_address, config, state_dir)
     try:
         published: dict[str, object] = {}
 
@@ -124,7 +107,7 @@ async def test_sigterm_mid_episode_then_restart_restores_feed_in_and_keeps_the_c
         assert stored["charge_ah"] == 280.0  # the peak reset the counter to full: saved
         # the episode ends while the daemon is down; at restart it restores the user's value
         pack.set_cell_offset(2, 0.0)
-        proc = await _start(bus_address, config, state_dir)
+        proc = await start_daemon_process(bus_address, config, state_dir)
         await wait_until(lambda: settings[FEED_IN_PATH] == 1, timeout=10)
         published.clear()
         await poll()

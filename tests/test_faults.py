@@ -32,7 +32,7 @@ from aggbatt.sim.localsettings import FakeLocalSettings
 from aggbatt.state import load_state
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.wire import unwrap
-from tests.conftest import wait_until
+from tests.conftest import start_daemon_process, wait_until
 
 SOAK = os.environ.get("AGGBATT_SOAK") == "1"
 SERVICE = "com.victronenergy.battery.aggbatt"
@@ -202,20 +202,7 @@ async def test_sigkilled_daemon_keeps_its_counter_within_save_precision(
     precision_ah = 0.0001 * 280.0
     try:
         for _ in range(200 if SOAK else 8):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "aggbatt",
-                "run",
-                "--config",
-                str(config),
-                "--state-dir",
-                str(tmp_path),
-                "--bus",
-                bus_address,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
+            proc = await start_daemon_process(bus_address, config, tmp_path)
             seen: float | None = None
             for _ in range(100):
                 with contextlib.suppress(busmod.BusCallError):

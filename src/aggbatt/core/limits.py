@@ -178,9 +178,7 @@ def own_limits(
     ccl_candidates += _temperature_limits(agg, config, "charge", max_charge)
     ccl_candidates.append(_curve_limit(agg, max_charge, own.charge_curve, "charge"))
     if own.respect_bms_limits:
-        bms = bms_bank_limit(agg.batteries, "bms_ccl", "share", block)
-        if bms is not None:
-            ccl_candidates.append(bms)
+        ccl_candidates += _bms_limits(agg, "bms_ccl", block)
     ccl = _lowest(ccl_candidates)
 
     # DCL
@@ -207,9 +205,7 @@ def own_limits(
     dcl_candidates += _temperature_limits(agg, config, "discharge", max_discharge)
     dcl_candidates.append(_curve_limit(agg, max_discharge, own.discharge_curve, "discharge"))
     if own.respect_bms_limits:
-        bms = bms_bank_limit(agg.batteries, "bms_dcl", "share", block)
-        if bms is not None:
-            dcl_candidates.append(bms)
+        dcl_candidates += _bms_limits(agg, "bms_dcl", block)
     dcl = _lowest(dcl_candidates)
 
     # feed-in
@@ -232,6 +228,12 @@ def own_limits(
         feed_in_reason=feed_in_reason,
         state=ControllerState(latched, feed_in_off, cvl.value),
     )
+
+
+def _bms_limits(agg: Aggregate, attr: str, block: BlockPolicy) -> list[Limit]:
+    """The packs' own BMS limit for the bank (capacity share), as a candidate if any."""
+    bms = bms_bank_limit(agg.batteries, attr, "share", block)
+    return [] if bms is None else [bms]
 
 
 def _curve_limit(

@@ -29,8 +29,12 @@ def _matches(entry: int | str, name: str, values: Mapping[str, Any], name_path: 
         instance = values.get("/DeviceInstance")
         return isinstance(instance, int) and not isinstance(instance, bool) and instance == entry
     wanted = entry.strip()
-    candidates = {name, _text(values.get(name_path)), _text(values.get("/Serial")),
-                  _text(values.get("/CustomName"))}  # fmt: skip
+    candidates = {
+        name,
+        _text(values.get(name_path)),
+        _text(values.get("/Serial")),
+        _text(values.get("/CustomName")),
+    }
     return wanted in candidates
 
 
@@ -121,28 +125,28 @@ def measure_current(services: Services, config: Config) -> CurrentMeasurement:
             return CurrentMeasurement(None, "BMS current (fallback)", f"{name} has no current")
         return CurrentMeasurement(-value if c.invert_smartshunts else value, f"SmartShunt {name}")
     total, parts = 0.0, []
+    groups: list[tuple[str, list[tuple[str, Mapping[str, Any]]], str]] = []
     if c.vebus:
-        multis = [(n, v) for n, v in services.items() if service_class(n) == "vebus"
-                  and v.get("/Connected") == 1]  # fmt: skip
-        if not multis:
-            return CurrentMeasurement(None, "BMS current (fallback)", "no connected Multi (vebus)")
-        for name, values in multis:
-            value = _current(values)
-            if value is None:
-                return CurrentMeasurement(None, "BMS current (fallback)", f"{name} has no current")
-            total += value
-        parts.append(f"{len(multis)} Multi")
+        multis = [
+            (n, v)
+            for n, v in services.items()
+            if service_class(n) == "vebus" and v.get("/Connected") == 1
+        ]
+        groups.append(("Multi", multis, "" if multis else "no connected Multi (vebus)"))
     if c.solar_chargers:
         mppts = [(n, v) for n, v in services.items() if service_class(n) == "solarcharger"]
-        if len(mppts) < c.expected_solar_chargers:
-            problem = f"{len(mppts)} of {c.expected_solar_chargers} solar chargers found"
-            return CurrentMeasurement(None, "BMS current (fallback)", problem)
-        for name, values in mppts:
+        short = len(mppts) < c.expected_solar_chargers
+        missing = f"{len(mppts)} of {c.expected_solar_chargers} solar chargers found"
+        groups.append(("MPPT", mppts, missing if short else ""))
+    for label, devices, missing in groups:
+        if missing:
+            return CurrentMeasurement(None, "BMS current (fallback)", missing)
+        for name, values in devices:
             value = _current(values)
             if value is None:
                 return CurrentMeasurement(None, "BMS current (fallback)", f"{name} has no current")
             total += value
-        parts.append(f"{len(mppts)} MPPT")
+        parts.append(f"{len(devices)} {label}")
     for name, values in shunts:
         value = _current(values)
         if value is None:
