@@ -50,6 +50,13 @@ class Bench:
         self.raw: MessageBus | None = None
 
     async def start(self, config: Config) -> Daemon:
+        await self.start_system()
+        self.daemon = Daemon(config, self.state, self.address)
+        await self.daemon.start()
+        return self.daemon
+
+    async def start_system(self) -> None:
+        """The simulated system only: settings, packs and a raw client."""
         self.settings = await FakeLocalSettings.start(
             self.address,
             {
@@ -60,9 +67,6 @@ class Bench:
         for pack in self.packs:
             await pack.start(self.address)
         self.raw = await busmod.connect(self.address)
-        self.daemon = Daemon(config, self.state, self.address)
-        await self.daemon.start()
-        return self.daemon
 
     async def items(self) -> dict[str, Any]:
         assert self.raw is not None
@@ -398,3 +402,21 @@ async def test_only_changes_that_matter_run_an_early_cycle(bench: Bench) -> None
     await wait_until(lambda: daemon.cycles == before + 1, timeout=1.0)
     pack.force("/Info/MaxChargeCurrent", 50.0)  # a BMS limit
     await wait_until(lambda: daemon.cycles == before + 2, timeout=1.0)
+
+
+async def test_periodic_cycle_idles_when_nothing_changed(bench: Bench) -> None:
+    config = make_config(daemon={"update_interval": 0.1, "log_period": 0})
+    await bench.start_system()
+    daemon = Daemon(config, bench.state, bench.address)
+    runner = asyncio.ensure_future(daemon.run())
+    await wait_until(lambda: daemon.service is not None and daemon.service.registered)
+    await asyncio.sleep(0.3)
+    quiet_start = daemon.cycles
+    await asyncio.sleep(1.0)  # ten ticks, nothing changed on the bus: no cycle
+    after_quiet = daemon.cycles
+    assert after_quiet - quiet_start <= 1
+    bench.packs[0].current_a = 3.0
+    bench.packs[0].step(1.0)  # an ordinary change: the next tick runs a cycle
+    await wait_until(lambda: daemon.cycles > after_quiet, timeout=1.0)
+    daemon.stop()
+    await runner

@@ -59,6 +59,9 @@ CELL_PATHS = ("/Voltages/Cell", "/System/MaxCellVoltage", "/System/MinCellVoltag
 URGENT_MARGIN_V = 0.05
 """A cell within this of the max (or of the min + hysteresis) runs a cycle at once."""
 CALM_MODES = ("Bulk", "Balancing", "Pass-through", "Pass-through (float)")
+IDLE_CYCLE_S = 5.0
+"""With nothing changed on the bus, the periodic cycle runs only this often (the counter,
+frozen-pack detection and balancing dates need time to pass, not every second)."""
 SETTINGS_TIMEOUT = 5.0
 
 
@@ -81,10 +84,13 @@ class Daemon(MonitorListener):
         self.service: VeService | None = None
         self.settings: SettingsClient | None = None
         self.feed_in: FeedInKeeper | None = None
-        self.engine: EngineState = initial_state(load_state(state_dir, wall_clock()).state)
+        loaded = load_state(state_dir, wall_clock())
+        self.engine: EngineState = initial_state(loaded.state)
         self.result: CycleResult | None = None
         self.cycles = 0
-        self._feed_in_original: int | None = None
+        self._feed_in_original: int | None = loaded.state.feed_in_original
+        self._changed_since_cycle = True
+        self._last_cycle = -IDLE_CYCLE_S
         self._cycle_requested = False
         self._stopping = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -99,8 +105,6 @@ class Daemon(MonitorListener):
 
     async def start(self) -> None:
         config = self.config
-        loaded = load_state(self.state_dir, self.wall())
-        self._feed_in_original = loaded.state.feed_in_original
         classes = {config.batteries.service_class, "vebus", "solarcharger", "dcload", "battery"}
         self.monitor = await Monitor.connect(
             self.bus_choice,
@@ -182,7 +186,8 @@ class Daemon(MonitorListener):
         interval = self.config.daemon.update_interval
 
         def tick() -> None:  # a timer chain: no task or timeout object per cycle
-            self.cycle()
+            if self._changed_since_cycle or self.mono() - self._last_cycle >= IDLE_CYCLE_S:
+                self.cycle()
             if not self._stopping.is_set():
                 self._timer = loop.call_later(interval, tick)
 
@@ -213,6 +218,7 @@ class Daemon(MonitorListener):
     # --- the cycle --------------------------------------------------------------------------
 
     def values_changed(self, service: RemoteService, changes: dict[str, Value]) -> None:
+        self._changed_since_cycle = True
         if service.service_class == self.config.batteries.service_class and self._urgent(changes):
             self.request_cycle()
 
@@ -240,9 +246,11 @@ class Daemon(MonitorListener):
         return False
 
     def service_added(self, service: RemoteService) -> None:
+        self._changed_since_cycle = True
         self.request_cycle()
 
     def service_removed(self, service: RemoteService) -> None:
+        self._changed_since_cycle = True
         self.request_cycle()
 
     def request_cycle(self) -> None:
@@ -271,6 +279,7 @@ class Daemon(MonitorListener):
         assert self.monitor is not None
         config = self.config
         now_mono, now_wall = self.mono(), self.wall()
+        self._changed_since_cycle, self._last_cycle = False, now_mono
         services = {s.name: s.values for s in self.monitor.services.values()}
         batteries = select_batteries(services, config, config.service.name)
         excluded = {}
