@@ -420,3 +420,31 @@ async def test_periodic_cycle_idles_when_nothing_changed(bench: Bench) -> None:
     await wait_until(lambda: daemon.cycles > after_quiet, timeout=1.0)
     daemon.stop()
     await runner
+
+
+async def test_changed_vrm_instance_is_published_and_rescanned(bench: Bench) -> None:
+    from aggbatt.venus.client import Monitor, MonitorListener, RemoteService
+
+    await bench.start(make_config())
+
+    class Seen(MonitorListener):
+        def __init__(self) -> None:
+            self.added: list[int | None] = []
+
+        def service_added(self, service: RemoteService) -> None:
+            self.added.append(service.device_instance)
+
+    seen = Seen()
+    monitor = await Monitor.connect(bench.address, want=lambda n: n == SERVICE, listener=seen)
+    await monitor.start()
+    assert seen.added == [101]
+    assert bench.settings is not None and bench.raw is not None
+    path = "/Settings/Devices/aggbatt/ClassAndVrmInstance"
+    from dbus_fast import Variant
+
+    assert await busmod.call(
+        bench.raw, "com.victronenergy.settings", path, "SetValue", "v", [Variant("s", "battery:7")]
+    ) == [0]
+    await wait_until(lambda: seen.added[-1:] == [7])  # a consumer rescanned and read 7
+    assert (await bench.items())["/DeviceInstance"] == 7
+    await monitor.close()

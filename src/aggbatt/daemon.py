@@ -48,7 +48,7 @@ from aggbatt.state import load_state, save_state
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.client import Monitor, MonitorListener, RemoteService
 from aggbatt.venus.service import VeService
-from aggbatt.venus.settings import Setting, SettingsClient
+from aggbatt.venus.settings import Setting, SettingsClient, instance_setting_path
 from aggbatt.venus.wire import Value
 
 log = logging.getLogger("aggbatt")
@@ -115,7 +115,10 @@ class Daemon(MonitorListener):
             clock=self.mono,
         )
         self.settings = SettingsClient(self.monitor.bus)
-        instance, custom_name = await self._from_settings()
+        instance, custom_name, instance_granted = await self._from_settings()
+        if instance_granted:
+            instance_path = instance_setting_path(config.service.unique_id)
+            await self.settings.watch(instance_path, self._instance)
         self.feed_in = FeedInKeeper(self.settings, self._feed_in_original, self._persist_feed_in)
         await self.feed_in.start()
 
@@ -144,8 +147,8 @@ class Daemon(MonitorListener):
     def _cell_format(self, path: str) -> Any:
         return CELL_FORMAT if path.startswith("/Voltages/") else None
 
-    async def _from_settings(self) -> tuple[int, str]:
-        """DeviceInstance and CustomName from localsettings; the config's values without it."""
+    async def _from_settings(self) -> tuple[int, str, bool]:
+        """DeviceInstance and CustomName from localsettings (True), or the config's (False)."""
         s = self.config.service
         assert self.settings is not None
         name_path = f"/Settings/Devices/{s.unique_id}/CustomName"
@@ -156,13 +159,24 @@ class Daemon(MonitorListener):
             )
             granted = await self.settings.add_settings([Setting(name_path, s.custom_name)])
             name = granted.get(name_path)
-            return instance, name if isinstance(name, str) else s.custom_name
+            return instance, name if isinstance(name, str) else s.custom_name, True
         except (busmod.BusCallError, TimeoutError, RuntimeError) as exc:
             log.warning(
                 "localsettings unavailable (%s): using DeviceInstance %d from the config",
                 exc, s.device_instance,
             )  # fmt: skip
-            return s.device_instance, s.custom_name
+            return s.device_instance, s.custom_name, False
+
+    def _instance(self, path: str, value: Value) -> None:
+        """The user changed our VRM instance (GUI, VRM): publish it and re-register."""
+        cls, _, number = str(value).partition(":")
+        service = self.service
+        if service is None or cls != "battery" or not number.isdigit():
+            return
+        if service["/DeviceInstance"] != int(number):
+            service["/DeviceInstance"] = int(number)
+            log.info("VRM instance changed to %s: re-registering so consumers rescan", number)
+            self._spawn(service.reregister())
 
     def _custom_name(self, path: str, value: Value) -> bool:
         if not isinstance(value, str):

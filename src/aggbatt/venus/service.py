@@ -260,6 +260,16 @@ class VeService:
         self.registered = True
         log.debug("registered %s as %s", self.name, self.bus.unique_name)
 
+    async def reregister(self) -> None:
+        """Release the name and claim it again, so consumers rescan the service.
+
+        Victron's consumers read /DeviceInstance only when they scan a service, so a changed
+        VRM instance becomes visible this way (shared docs §1, DeviceInstance allocation).
+        """
+        self.registered = False
+        await self.bus.release_name(self.name)
+        await self.register()
+
     async def close(self) -> None:
         """Leave the bus: the name goes away with the connection."""
         self.registered = False
