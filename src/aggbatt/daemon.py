@@ -41,7 +41,7 @@ from aggbatt.core.engine import (
     run_cycle,
     to_state,
 )
-from aggbatt.core.selection import measure_current, select_batteries
+from aggbatt.core.selection import measure_current, select_batteries, service_class
 from aggbatt.feedin import FeedInKeeper
 from aggbatt.publish import CELL_FORMAT, FORMATS, cycle_values, static_paths
 from aggbatt.state import load_state, save_state
@@ -108,7 +108,7 @@ class Daemon(MonitorListener):
         classes = {config.batteries.service_class, "vebus", "solarcharger", "dcload", "battery"}
         self.monitor = await Monitor.connect(
             self.bus_choice,
-            want=lambda n: busmod.service_class(n) in classes,
+            want=lambda n: service_class(n) in classes,
             ignore=[config.service.name],
             listener=self,
             fallback_paths={"battery": ["/Dc/0/Voltage", "/Dc/0/Current", "/Soc", "/ProductName"]},

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aggbatt.config import Config
-from aggbatt.core.selection import measure_current, select_batteries
+from aggbatt.core.selection import measure_current, select_batteries, service_class
 from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.client import Monitor
@@ -214,7 +214,7 @@ async def gather(
     config: Config, bus_choice: str | None, watch_s: float = 3.0, feed_in_held: int | None = None
 ) -> Facts:
     classes = {config.batteries.service_class, "battery", "vebus", "solarcharger", "dcload"}
-    monitor = await Monitor.connect(bus_choice, want=lambda n: busmod.service_class(n) in classes)
+    monitor = await Monitor.connect(bus_choice, want=lambda n: service_class(n) in classes)
     try:
         await monitor.start()
         settings = SettingsClient(monitor.bus)

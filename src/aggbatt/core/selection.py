@@ -16,8 +16,9 @@ Services = Mapping[str, Mapping[str, Any]]
 
 
 def service_class(name: str) -> str:
+    """``com.victronenergy.battery.ttyUSB0`` -> ``battery``; "" for names outside Victron's."""
     parts = name.split(".")
-    return parts[2] if len(parts) > 3 and name.startswith("com.victronenergy.") else ""
+    return parts[2] if len(parts) >= 3 and name.startswith("com.victronenergy.") else ""
 
 
 def _text(value: Any) -> str:

@@ -103,9 +103,3 @@ async def get_name_owner(bus: MessageBus, name: str) -> str | None:
     except BusCallError:
         return None
     return str(body[0])
-
-
-def service_class(name: str) -> str:
-    """``com.victronenergy.battery.ttyUSB0`` -> ``battery``."""
-    rest = name[len(VICTRON_PREFIX) :] if name.startswith(VICTRON_PREFIX) else name
-    return rest.split(".", 1)[0]

@@ -33,6 +33,7 @@ from typing import Any
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
+from aggbatt.core.selection import service_class
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.bus import BUSITEM, DBUS_NAME, VICTRON_PREFIX, BusCallError
 from aggbatt.venus.wire import Value, same_value, unwrap, wrap
@@ -58,7 +59,7 @@ class RemoteService:
 
     @property
     def service_class(self) -> str:
-        return busmod.service_class(self.name)
+        return service_class(self.name)
 
     @property
     def device_instance(self) -> int | None:
