@@ -298,10 +298,9 @@ class Daemon(MonitorListener):
         batteries = select_batteries(services, config, config.service.name)
         excluded = {}
         for name in batteries:
-            remote = self.monitor.services[name]
-            last = max(remote.changed_at.values(), default=remote.last_update)
-            if now_mono - last > config.batteries.stale_after:
-                excluded[name] = f"frozen: no value changed for {now_mono - last:.0f} s"
+            silent = now_mono - self.monitor.services[name].last_change
+            if silent > config.batteries.stale_after:
+                excluded[name] = f"frozen: no value changed for {silent:.0f} s"
         measured = measure_current(services, config)
         if measured.problem != self._current_problem:
             if measured.problem:
@@ -338,8 +337,8 @@ class Daemon(MonitorListener):
 
     def _after_cycle(self, result: CycleResult) -> None:
         self._log_transitions(result)
-        if self.feed_in is not None:
-            limits = result.limits
+        limits = result.limits
+        if self.feed_in is not None and self.feed_in.pending(limits.feed_in_off):
             self._spawn(self.feed_in.apply(limits.feed_in_off, limits.feed_in_reason))
         counter = result.state.counter
         settings = counter_settings(self.config)

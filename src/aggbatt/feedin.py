@@ -55,9 +55,13 @@ class FeedInKeeper:
     def _changed(self, path: str, value: Value) -> None:
         self.current = value if isinstance(value, int) else None
 
+    def pending(self, off: bool) -> bool:
+        """Whether the decision differs from the one last acted on (checked before any task)."""
+        return self.available and off != self._wanted_off
+
     async def apply(self, off: bool, reason: str) -> None:
         """Make the setting match the decision; only transitions write anything."""
-        if not self.available or off == self._wanted_off:
+        if not self.pending(off):
             return
         async with self._lock:
             self._wanted_off = off

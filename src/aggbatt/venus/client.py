@@ -54,6 +54,8 @@ class RemoteService:
     """Monotonic time at which each path last took a new value."""
     last_update: float = 0.0
     """Monotonic time of the last signal or scan from the service, changed or not."""
+    last_change: float = 0.0
+    """Monotonic time at which any value last changed (max of ``changed_at``, kept as it moves)."""
     ready: bool = False
     _seen_in_scan: set[str] | None = field(default_factory=set, repr=False)
 
@@ -84,6 +86,8 @@ class RemoteService:
             values[path] = value
             self.changed_at[path] = now
             changed[path] = value
+        if changed:
+            self.last_change = now
         return changed
 
     def apply_scan(self, scanned: Mapping[str, Value], now: float) -> None:
@@ -94,7 +98,7 @@ class RemoteService:
                 self.values[path] = value
                 self.changed_at[path] = now
         self._seen_in_scan = None
-        self.last_update = now
+        self.last_update = self.last_change = now
         self.ready = True
 
 
