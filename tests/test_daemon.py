@@ -35,6 +35,13 @@ def make_config(**sections: Any) -> Config:
     return validate_config(data)
 
 
+def batteries_online(daemon: Daemon | None) -> int:
+    """How many batteries the daemon's last cycle merged (-1 before any cycle)."""
+    if daemon is None or daemon.result is None:
+        return -1
+    return len(daemon.result.aggregate.batteries)
+
+
 class Bench:
     """A simulated system and the daemon under test, on one private bus."""
 
@@ -144,13 +151,7 @@ async def test_killed_battery_degrades_and_rejoins(bench: Bench) -> None:
     await bench.start(make_config())
     full = await bench.items()
     await bench.packs[1].stop()
-    await wait_until(
-        lambda: (
-            bench.daemon is not None
-            and bench.daemon.result is not None
-            and len(bench.daemon.result.aggregate.batteries) == 1
-        )
-    )
+    await wait_until(lambda: batteries_online(bench.daemon) == 1)
     items = await bench.items()
     assert items["/System/NrOfModulesOnline"] == 1
     assert items["/System/NrOfModulesOffline"] == 1
@@ -159,13 +160,7 @@ async def test_killed_battery_degrades_and_rejoins(bench: Bench) -> None:
     # the bank's own maximum (200 A) scales to the share online: 280 of 380 Ah, 1 of 2 packs
     assert items["/Info/MaxDischargeCurrent"] <= 100.0 + 1e-6 < full["/Info/MaxDischargeCurrent"]
     await bench.packs[1].start(bench.address)
-    await wait_until(
-        lambda: (
-            bench.daemon is not None
-            and bench.daemon.result is not None
-            and len(bench.daemon.result.aggregate.batteries) == 2
-        )
-    )
+    await wait_until(lambda: batteries_online(bench.daemon) == 2)
     items = await bench.items()
     assert items["/System/NrOfModulesOffline"] == 0 and items["/Alarms/BmsCable"] == 0
 
@@ -175,13 +170,7 @@ async def test_no_battery_keeps_cvl_and_stops_currents(bench: Bench) -> None:
     cvl = (await bench.items())["/Info/MaxChargeVoltage"]
     for pack in bench.packs:
         await pack.stop()
-    await wait_until(
-        lambda: (
-            bench.daemon is not None
-            and bench.daemon.result is not None
-            and not bench.daemon.result.aggregate.online
-        )
-    )
+    await wait_until(lambda: batteries_online(bench.daemon) == 0)
     items = await bench.items()
     assert items["/Info/MaxChargeVoltage"] == cvl
     assert items["/Info/MaxChargeCurrent"] == 0.0 and items["/Info/MaxDischargeCurrent"] == 0.0
@@ -246,6 +235,28 @@ async def test_current_from_victron_devices_and_fallback(bench: Bench) -> None:
     assert items["/Dc/0/Current"] == pytest.approx(0.0)  # the packs' own current
     await multi.stop()
     await mppt.stop()
+
+
+async def test_smartshunts_add_in_battery_mode_and_subtract_in_dcload_mode(bench: Bench) -> None:
+    from aggbatt.sim.victron import SimSmartShunt
+
+    main = SimSmartShunt("ttyUSB5", 279, mode="battery", custom_name="Main")
+    load = SimSmartShunt("ttyUSB6", 280, mode="dcload", custom_name="Loads")
+    for shunt in (main, load):
+        await shunt.start(bench.address)
+    main.set(40.0)
+    load.set(15.0)
+    source = {"source": "victron", "vebus": False, "solar_chargers": False}
+    daemon = await bench.start(make_config(current={**source, "smartshunts": ["Main", 280]}))
+    assert daemon.result is not None and daemon.result.aggregate.current == pytest.approx(25.0)
+    daemon.config = make_config(current={**source, "smartshunts": True, "invert_smartshunts": True})
+    daemon.cycle()
+    assert daemon.result.aggregate.current == pytest.approx(-25.0)
+    daemon.config = make_config(current={"source": "smartshunt", "smartshunts": ["Main"]})
+    daemon.cycle()
+    assert daemon.result.aggregate.current == pytest.approx(40.0)
+    for shunt in (main, load):
+        await shunt.stop()
 
 
 async def test_custom_name_is_kept_in_settings(bench: Bench) -> None:
@@ -345,13 +356,7 @@ async def test_a_frozen_battery_is_left_out_and_rejoins_when_it_moves(
         b.packs[0].step(1.0)
         await asyncio.sleep(0.05)
         b.daemon.cycle()  # the periodic cycle: ordinary cell changes do not need an early one
-        await wait_until(
-            lambda: (
-                b.daemon is not None
-                and b.daemon.result is not None
-                and len(b.daemon.result.aggregate.batteries) == 1
-            )
-        )
+        await wait_until(lambda: batteries_online(b.daemon) == 1)
         items = await b.items()
         assert items["/System/NrOfModulesOffline"] == 1 and items["/Alarms/BmsCable"] == 1
         assert b.daemon.result is not None
@@ -361,13 +366,7 @@ async def test_a_frozen_battery_is_left_out_and_rejoins_when_it_moves(
         b.packs[1].step(1.0)
         await asyncio.sleep(0.05)
         b.daemon.cycle()
-        await wait_until(
-            lambda: (
-                b.daemon is not None
-                and b.daemon.result is not None
-                and len(b.daemon.result.aggregate.batteries) == 2
-            )
-        )
+        await wait_until(lambda: batteries_online(b.daemon) == 2)
     finally:
         await b.stop()
 
