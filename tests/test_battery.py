@@ -48,13 +48,32 @@ def test_missing_optional_paths_are_derived() -> None:
     assert b.allow_charge and b.allow_discharge
 
 
-@pytest.mark.parametrize("path", ["/Dc/0/Voltage", "/Dc/0/Current", "/Soc"])
-def test_required_path_missing_is_invalid(path: str) -> None:
+def test_missing_voltage_falls_back_to_the_cells_with_a_fault() -> None:
     values = pack()
-    values[path] = None
+    values["/Dc/0/Voltage"] = None
+    b = read_battery("svc", "P1", values)
+    assert isinstance(b, Battery)
+    assert b.voltage == pytest.approx(16 * 3.30)
+    assert [(f.path, f.problem) for f in b.faults] == [("/Dc/0/Voltage", "missing")]
+
+
+def test_missing_soc_leaves_the_pack_in_with_a_fault() -> None:
+    values = pack()
+    values["/Soc"] = None
+    b = read_battery("svc", "P1", values)
+    assert isinstance(b, Battery) and b.soc is None
+    assert [f.path for f in b.faults] == ["/Soc"]
+
+
+def test_no_current_ever_is_invalid_but_keeps_flags_and_cells() -> None:
+    values = pack([3.30] * 15 + [3.55])
+    values["/Dc/0/Current"] = None
+    values["/Io/AllowToCharge"] = 0
     result = read_battery("svc", "P1", values)
     assert isinstance(result, Invalid)
-    assert path in result.reason and "missing" in result.reason
+    assert "current" in result.reason
+    assert result.allow_charge is False
+    assert result.max_cell == (3.55, "C16")
 
 
 def test_no_capacity_at_all_is_invalid() -> None:
@@ -82,17 +101,25 @@ def test_no_capacity_at_all_is_invalid() -> None:
         ("/InstalledCapacity", 0.0),
     ],
 )
-def test_bad_values_mark_the_battery_invalid_with_the_path(path: str, bad: object) -> None:
+def test_a_bad_value_is_a_fault_of_its_path_held_at_the_last_good_value(
+    path: str, bad: object
+) -> None:
+    good = read_battery("svc", "P1", pack())
+    assert isinstance(good, Battery)
     values = pack()
     values[path] = bad
-    result = read_battery("svc", "P1", values)
-    assert isinstance(result, Invalid)
-    assert path in result.reason
+    result = read_battery("svc", "P1", values, good)
+    assert isinstance(result, Battery), result
+    assert [f.path for f in result.faults] == [path]
+    assert result.voltage == good.voltage and result.current == good.current
+    assert result.cells == good.cells and result.bms_ccl == good.bms_ccl
+    if path.startswith("/Alarms/"):
+        assert result.alarms["HighCellVoltage"] == 2  # garbage is taken at its worst
 
 
 def test_path_table_is_explicit() -> None:
     required = {rule.path for rule in PATHS if rule.required}
-    assert required == {"/Dc/0/Voltage", "/Dc/0/Current", "/Soc"}
+    assert required == {"/Dc/0/Voltage", "/Dc/0/Current", "/Soc"}  # a fault when missing
     assert all(rule.note for rule in PATHS)
 
 

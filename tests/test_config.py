@@ -57,7 +57,9 @@ def test_every_option_is_documented_in_the_default_file() -> None:
         ({"control": {"own": {"charge_voltage_per_month": [3.4] * 11}}}, "needs 12 values"),
         ({"control": {"own": {"min_cell_voltage": 3.5}}}, "must be below max_cell_voltage"),
         ({"control": {"own": {"charge_curve_voltages": [3.4, 3.3, 3.5, 3.6, 3.7]}}}, "ascending"),
-        ({"control": {"own": {"balancing_voltage": 3.45}}}, "give the curve explicitly"),
+        ({"control": {"own": {"min_cell_voltage": 3.3}}}, "give the curve explicitly"),
+        ({"control": {"own": {"max_cell_voltage": 4.1}}}, "batteries.chemistry"),
+        ({"control": {"own": {"balancing_voltage": 3.49}}}, "at most 3.485"),
         ({"soc": {"own": True}, "control": {"mode": "passthrough"}}, "soc.full_cell_voltage"),
         ({"soc": {"efficiency": 1.5}}, "soc.efficiency = 1.5"),
         ({"batteries": {"expected": "2"}}, "batteries.expected = '2'"),  # quoted: a typo
@@ -73,7 +75,7 @@ def test_errors_name_the_key_the_value_and_the_fix(data: dict[str, object], expe
 
 def test_lto_example_is_valid() -> None:
     lto = {
-        "batteries": {"expected": 2, "cells_per_battery": 24},
+        "batteries": {"expected": 2, "cells_per_battery": 24, "chemistry": "LTO"},
         "soc": {"own": True},
         "control": {
             "own": {

@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aggbatt.core.stored import State
 from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.sim.battery import SimSerialBattery
 from aggbatt.sim.localsettings import FakeLocalSettings
-from aggbatt.state import State, save_state
+from aggbatt.state import save_state
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.wire import unwrap
 from tests.conftest import start_daemon_process, wait_until

@@ -8,7 +8,7 @@ import pytest
 
 from aggbatt.config import validate_config
 from aggbatt.core.engine import initial_state, run_cycle, to_state
-from aggbatt.state import State
+from aggbatt.core.stored import State
 from tests.packs import pack
 
 CONFIG = validate_config({"batteries": {"expected": 2}, "soc": {"own": True}})
@@ -62,4 +62,4 @@ def test_never_balanced_bank_starts_balancing() -> None:
         snapshots(), NAMES, CONFIG, initial_state(State()), now_mono=1.0, now_wall=NOW, month=5
     )
     assert result.state.balancing.phase == "charging"
-    assert result.limits.mode == "Bulk"  # balancing voltage 3.40 is not above May's 3.40
+    assert result.limits.mode.text == "Balancing"  # balancing 3.45 V is above May's 3.40 V

@@ -15,8 +15,8 @@ import pytest
 
 from aggbatt.config import Config
 from aggbatt.core.engine import initial_state, run_cycle
+from aggbatt.core.stored import State
 from aggbatt.importini import IniImportError, import_ini
-from aggbatt.state import State
 from tests.packs import pack
 
 REF = Path(__file__).parent / "fixtures" / "reference"

@@ -161,7 +161,11 @@ def test_merge_never_raises_and_a_bad_battery_never_changes_another(
     assert together.voltage == alone.voltage
     assert together.current == alone.current
     assert together.soc == alone.soc
-    assert together.max_cell == alone.max_cell and together.min_cell == alone.min_cell
+    # a pack left out still counts with its cells (rule 2): the extremes can only get worse
+    assert together.max_cell is not None and alone.max_cell is not None
+    assert together.max_cell.value >= alone.max_cell.value
+    assert together.min_cell is not None and alone.min_cell is not None
+    assert together.min_cell.value <= alone.min_cell.value
     assert together.modules_online == alone.modules_online
     assert together.modules_offline == alone.modules_offline + 1
     for name, level in alone.alarms.items():

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aggbatt.state import STATE_FILE, State, day_of_year_to_time, load_state, save_state
+from aggbatt.core.stored import State
+from aggbatt.state import STATE_FILE, day_of_year_to_time, load_state, save_state
 
 NOW = dt.datetime(2026, 11, 21, 12).timestamp()
 
@@ -25,7 +26,7 @@ def test_round_trip(tmp_path: Path) -> None:
     save_state(tmp_path, state)
     loaded = load_state(tmp_path, NOW)
     assert (loaded.state, loaded.source) == (state, "file")
-    assert json.loads((tmp_path / STATE_FILE).read_text())["version"] == 1
+    assert json.loads((tmp_path / STATE_FILE).read_text())["version"] == 2
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -41,7 +42,8 @@ def test_missing_file_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     [
         "{not json",
         "[]",
-        '{"version": 2}',
+        '{"version": 3}',
+        '{"version": 2, "packs": {"a": {"installed_ah": "x", "last_seen": 1}}}',
         '{"version": 1, "charge_ah": "12"}',
         '{"version": 1, "charge_ah": -5}',
         '{"version": 1, "charge_ah": NaN}',

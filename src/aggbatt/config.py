@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from aggbatt.core.balancing import GOAL_MARGIN_V
+
 PLAUSIBLE_CELL_V = (1.5, 4.5)
 """Per-cell voltages outside this range fit no lithium chemistry (LTO 1.5..2.9, LFP 2.5..3.65,
 NMC 3.0..4.35): a value outside it is a typo, or a bank voltage where a cell voltage belongs."""
@@ -28,7 +30,21 @@ NMC 3.0..4.35): a value outside it is a typo, or a bank voltage where a cell vol
 CellVoltage = Annotated[float, Field(ge=PLAUSIBLE_CELL_V[0], le=PLAUSIBLE_CELL_V[1])]
 Factor = Annotated[float, Field(ge=0.0, le=1.0)]
 
-LFP_MONTHS = [3.55, 3.50, 3.50, 3.45, 3.40, 3.40, 3.40, 3.40, 3.45, 3.50, 3.50, 3.55]
+Chemistry = Literal["LFP", "LTO", "NMC"]
+CELL_WINDOWS: dict[str, tuple[float, float]] = {
+    "LFP": (2.5, 3.65),
+    "LTO": (1.5, 2.9),
+    "NMC": (2.8, 4.25),
+}
+"""Per chemistry, the cell voltages a config may name (min_cell_voltage .. max_cell_voltage and
+every charge voltage): outside them a value is a typo or meant for another chemistry."""
+MEASURED_MARGIN_V = 0.5
+"""A pack whose mean cell voltage is more than this outside its chemistry window does not have
+the configured cell count (or is not of that chemistry): rule 5 of core/safety.py."""
+
+LFP_MONTHS = [3.45, 3.45, 3.42, 3.40, 3.40, 3.40, 3.40, 3.40, 3.40, 3.42, 3.45, 3.45]
+"""Per-cell charge voltages, January to December (LFP). Each month can complete a balancing
+with the default max_cell_voltage and cell_diff_goal (rule 7 of core/safety.py)."""
 
 
 class ConfigError(ValueError):
@@ -58,7 +74,12 @@ class BatteriesConfig(_Section):
     exclude: list[int | str] = []
     name_path: str = Field("/Serial", pattern=r"^/[A-Za-z0-9_/]+$")
     stale_after: float = Field(60.0, ge=5.0, le=3600.0)
+    frozen_after: float = Field(
+        60.0, ge=5.0, le=3600.0,
+        json_schema_extra={"fix": "seconds; cells and current unchanged while current flows"},
+    )  # fmt: skip
     block_policy: Literal["any", "all"] = "any"
+    chemistry: Chemistry = "LFP"
 
 
 class CurrentConfig(_Section):
@@ -87,10 +108,13 @@ class OwnControlConfig(_Section):
         default_factory=lambda: list(LFP_MONTHS),
         json_schema_extra={"fix": "give 12 per-cell voltages, January to December"},
     )
-    balancing_voltage: CellVoltage = 3.40
+    balancing_voltage: CellVoltage = 3.45
     balancing_repetition_days: float = Field(10.0, ge=1.0, le=365.0)
+    balancing_max_hours: float = Field(
+        4.0, ge=0.25, le=48.0, json_schema_extra={"fix": "hours at the balancing voltage"}
+    )
     cell_diff_goal: float = Field(0.025, gt=0.0, le=0.5)
-    max_cell_voltage: CellVoltage = 3.45
+    max_cell_voltage: CellVoltage = 3.50
     min_cell_voltage: CellVoltage = 2.90
     min_cell_hysteresis: float = Field(0.1, ge=0.0, le=1.0)
     max_charge_current: float = Field(200.0, ge=0.0, le=10000.0)
@@ -115,6 +139,7 @@ class OwnControlConfig(_Section):
                 f"min_cell_voltage ({self.min_cell_voltage}) must be below max_cell_voltage "
                 f"({self.max_cell_voltage})"
             )
+        self._reachable()
         for kind in ("charge", "discharge"):
             volts = getattr(self, f"{kind}_curve_voltages")
             factors = getattr(self, f"{kind}_curve_factors")
@@ -135,6 +160,38 @@ class OwnControlConfig(_Section):
                 derived = "" if volts else " (derived from min/balancing/max cell voltage)"
                 raise ValueError(f"{exc}{derived}; give the curve explicitly") from None
         return self
+
+    def _reachable(self) -> None:
+        """Rule 7 of core/safety.py: no charge voltage above the max, a balancing that ends."""
+        named = {
+            "control.own.balancing_voltage": self.balancing_voltage,
+            **{
+                f"control.own.charge_voltage_per_month[{i}]": v
+                for i, v in enumerate(self.charge_voltage_per_month)
+            },
+        }
+        for key, value in named.items():
+            if value > self.max_cell_voltage:
+                raise ValueError(
+                    f"{key} = {value} is above control.own.max_cell_voltage "
+                    f"({self.max_cell_voltage}): the cut would hold the bank below it; fix: lower "
+                    f"it to at most {self.max_cell_voltage}"
+                )
+        reach = round(self.max_cell_voltage + GOAL_MARGIN_V - self.cell_diff_goal, 4)
+        months = self.charge_voltage_per_month
+        target = max(self.balancing_voltage, *months)
+        if target > reach:
+            which = (
+                "control.own.balancing_voltage"
+                if self.balancing_voltage >= max(months)
+                else f"control.own.charge_voltage_per_month[{months.index(max(months))}]"
+            )
+            raise ValueError(
+                f"{which} = {target}: a balancing at {target} V can never complete, because "
+                f"the cut at max_cell_voltage ({self.max_cell_voltage}) stops the bank before "
+                f"its cells are within cell_diff_goal ({self.cell_diff_goal}) of it; fix: lower "
+                f"it to at most {reach}, or raise control.own.max_cell_voltage"
+            )
 
     def _derived(self, kind: str) -> list[float]:
         lo, bal, hi = self.min_cell_voltage, self.balancing_voltage, self.max_cell_voltage
@@ -163,6 +220,7 @@ class PassthroughConfig(_Section):
 
 class ControlConfig(_Section):
     mode: Literal["own", "passthrough"] = "own"
+    respect_bms_cvl: bool = True
     own: OwnControlConfig = OwnControlConfig()
     passthrough: PassthroughConfig = PassthroughConfig()
 
@@ -215,6 +273,28 @@ class Config(_Section):
     temperature: TemperatureConfig = TemperatureConfig()
     service: ServiceConfig = ServiceConfig()
     daemon: DaemonConfig = DaemonConfig()
+
+    @model_validator(mode="after")
+    def _safe_voltages(self) -> Config:
+        """Rule 7 of core/safety.py: voltages that fit the chemistry and a reachable balancing."""
+        own, chem = self.control.own, self.batteries.chemistry
+        lo, hi = CELL_WINDOWS[chem]
+        named = {
+            "control.own.max_cell_voltage": own.max_cell_voltage,
+            "control.own.min_cell_voltage": own.min_cell_voltage,
+            "control.own.balancing_voltage": own.balancing_voltage,
+            **{
+                f"control.own.charge_voltage_per_month[{i}]": v
+                for i, v in enumerate(own.charge_voltage_per_month)
+            },
+        }
+        for key, value in named.items():
+            if not lo <= value <= hi:
+                raise ValueError(
+                    f"{key} = {value}: not a {chem} cell voltage ({lo}..{hi} V); fix: give a "
+                    f"per-cell voltage for {chem}, or set batteries.chemistry"
+                )
+        return self
 
     @model_validator(mode="after")
     def _soc_thresholds(self) -> Config:
@@ -313,6 +393,8 @@ def _describe(error: dict[str, Any]) -> str:
     value = error.get("input")
     is_field = model is not None and last is not None and last in model.model_fields
     if kind in ("value_error", "assertion_error"):
+        if message.startswith(tuple(f"{name}." for name in Config.model_fields)):
+            return str(message)  # a cross-field rule names its key itself
         return f"{key} = {value!r}: {message}" if is_field else f"{key}: {message}"
     if kind in _RANGE_ERRORS and last is not None and "voltage" in last:
         fix = "give a per-cell voltage between 1.5 and 4.5 V, not a bank voltage"

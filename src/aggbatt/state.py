@@ -1,7 +1,8 @@
 """What must survive a restart, in one small versioned JSON file written crash-safely.
 
-Held: the Coulomb counter's charge (and the capacity it was counted against), the last
-balancing time and phase, and the user's own feed-in setting while we hold feed-in off.
+Held (:class:`aggbatt.core.stored.State`, owned by the core): the Coulomb counter's charge
+(and the capacity it was counted against), the last balancing time and phase, the user's own
+feed-in setting while we hold feed-in off, and the packs last seen with their capacities.
 
 Writes are atomic: a temporary file in the same folder, fsync, rename over the old file, fsync
 of the folder. A reader therefore sees the old file or the new one, never a torn one, even on a
@@ -25,26 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from aggbatt.core.balancing import PHASES
+from aggbatt.core.stored import KnownPack, State
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
-VERSION = 1
+VERSION = 2
+"""Version 2 added ``packs`` and ``balancing_since``; a version 1 file is read as is."""
 REFERENCE_FILES = (
     ("storedvalue_charge", "storedvalue_last_balancing"),
     ("charge", "last_balancing"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    charge_ah: float | None = None
-    installed_ah: float | None = None
-    last_balancing: float | None = None
-    """Unix time of the last completed balancing."""
-    balancing_phase: str = "idle"
-    feed_in_original: int | None = None
-    """The user's /Settings/CGwacs/OvervoltageFeedIn while we hold it at 0; None otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +58,28 @@ def _finite(value: Any, name: str, low: float = -math.inf) -> float | None:
     return number
 
 
+def _packs(data: Any) -> dict[str, KnownPack]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"packs is {data!r}")
+    packs: dict[str, KnownPack] = {}
+    for key, entry in data.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"packs[{key!r}] is {entry!r}")
+        installed = _finite(entry.get("installed_ah"), f"packs[{key!r}].installed_ah", 0.0)
+        seen = _finite(entry.get("last_seen"), f"packs[{key!r}].last_seen", 0.0)
+        if installed is None or seen is None:
+            raise ValueError(f"packs[{key!r}] lacks installed_ah or last_seen")
+        packs[str(key)] = KnownPack(installed, seen)
+    return packs
+
+
 def parse_state(data: Any) -> State:
     """Check a decoded state file; raises ValueError naming the bad field."""
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    if data.get("version") != VERSION:
+    if data.get("version") not in (1, VERSION):
         raise ValueError(f"version {data.get('version')!r} is not {VERSION}")
     phase = data.get("balancing_phase", "idle")
     if phase not in PHASES:
@@ -83,7 +92,9 @@ def parse_state(data: Any) -> State:
         installed_ah=_finite(data.get("installed_ah"), "installed_ah", 0.0),
         last_balancing=_finite(data.get("last_balancing"), "last_balancing", 0.0),
         balancing_phase=phase,
+        balancing_since=_finite(data.get("balancing_since"), "balancing_since", 0.0),
         feed_in_original=feed_in,
+        packs=_packs(data.get("packs")),
     )
 
 
@@ -124,7 +135,9 @@ def save_state(folder: Path, state: State) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / STATE_FILE
     tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-    payload = json.dumps({"version": VERSION, **asdict(state)}, indent=1, sort_keys=True)
+    fields = asdict(state)
+    fields["packs"] = {k: asdict(p) for k, p in state.packs.items()}
+    payload = json.dumps({"version": VERSION, **fields}, indent=1, sort_keys=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, payload.encode("utf-8"))

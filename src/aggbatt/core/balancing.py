@@ -15,8 +15,14 @@ Phases: ``idle`` -> ``charging`` -> ``holding`` -> ``idle``.
   balancers keep working meanwhile); then balancing is finished and time-stamped. When the
   month's voltage is the balancing voltage already, a reached goal just stamps the time.
 
+Rule 9 of :mod:`aggbatt.core.safety`: balancing ends. Once the bank first reaches the
+target, ``max_hours`` later the balancing ends with a warning even if the cells have not
+converged; the holding phase is bounded the same way. A last balancing in the future (a clock
+set back, a corrupt date) is reported and treated as due.
+
 Time is the wall clock (the timestamps survive restarts) and comes in as an argument; the
-phase is persisted with the timestamp, so a restart mid-balancing continues where it was.
+phase and its start are persisted with the timestamp, so a restart mid-balancing continues
+where it was.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ PHASES: tuple[Phase, ...] = ("idle", "charging", "holding")
 DAY_S = 86400.0
 GOAL_MARGIN_V = 0.01
 """Per cell: the bank counts as at the balancing voltage within this margin of it."""
+FUTURE_TOLERANCE_S = 3600.0
+"""A last balancing more than this after now is in the future (rule 9)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,7 @@ class BalancingSettings:
     balancing_voltage: float
     cell_diff_goal: float
     cells: int
+    max_hours: float = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +54,8 @@ class Balancing:
     """Unix time of the last completed balancing; None: never."""
     phase: Phase = "idle"
     event: str = ""
+    since: float | None = None
+    """Unix time since which the bank has been at the target (charging) or holding."""
 
 
 def due_at(state: Balancing, settings: BalancingSettings) -> float | None:
@@ -66,24 +77,49 @@ def step(
     state = replace(state, event="") if state.event else state
     if state.phase == "idle":
         due = due_at(state, settings)
+        last = state.last_completed
+        if last is not None and last > now + FUTURE_TOLERANCE_S:
+            return replace(
+                state, phase="charging", since=None,
+                event=f"the last balancing time {last:.0f} is in the future: treated as due",
+            )  # fmt: skip
         if due is None or now >= due:
             reason = "never balanced" if due is None else "repetition period elapsed"
-            return replace(state, phase="charging", event=f"balancing started ({reason})")
+            return replace(
+                state, phase="charging", since=None, event=f"balancing started ({reason})"
+            )
         return state
     if bank_voltage is None:
         return state
+    limit_s = settings.max_hours * 3600.0
     target = max(settings.balancing_voltage, month_voltage) * settings.cells
     if state.phase == "charging":
         at_voltage = bank_voltage >= target - GOAL_MARGIN_V * settings.cells
+        since = state.since if state.since is not None else (now if at_voltage else None)
         if at_voltage and cell_diff is not None and cell_diff < settings.cell_diff_goal:
             if month_voltage >= settings.balancing_voltage:
                 return Balancing(now, "idle", "balancing goal reached")
-            return replace(state, phase="holding", event="balancing goal reached; holding")
-        return state
+            return Balancing(
+                state.last_completed, "holding", "balancing goal reached; holding", now
+            )
+        if since is not None and now - since >= limit_s:
+            diff = "unknown" if cell_diff is None else f"{cell_diff:.3f} V"
+            return Balancing(
+                now, "idle",
+                f"warning: balancing did not converge within {settings.max_hours:g} h at the "
+                f"target (cell difference {diff}): ended",
+            )  # fmt: skip
+        return replace(state, since=since) if since != state.since else state
     # holding: finished once the bank is back down at the normal charge voltage
     if bank_voltage <= month_voltage * settings.cells:
         return Balancing(now, "idle", "balancing finished")
-    return state
+    since = state.since if state.since is not None else now
+    if now - since >= limit_s:
+        return Balancing(
+            now, "idle", f"warning: holding ended after {settings.max_hours:g} h, the bank is "
+            "still above the month's voltage",
+        )  # fmt: skip
+    return replace(state, since=since) if since != state.since else state
 
 
 def target_cell_voltage(

@@ -1,18 +1,22 @@
-"""One battery's D-Bus values turned into a checked :class:`Battery`, or a reason it is invalid.
+"""One battery's D-Bus values turned into a checked :class:`Battery`, or why it is left out.
 
-Which paths a battery must publish is one explicit table, :data:`PATHS`. Only the required
-ones can make a battery unusable by their absence; an optional path that is missing is
-derived or left out (CAN batteries and Victron's Lynx BMS have no per-cell paths, often no
-``/InstalledCapacity``, ``/Dc/0/Power`` or min/max cell values). A value that is present but NaN,
-infinite, of the wrong type or physically absurd marks the whole battery invalid, with the path
-and value in the reason: a BMS that sends garbage in one place cannot be trusted in the others.
+Which paths a battery publishes is one explicit table, :data:`PATHS`, with the plausible range
+of each. Rule 2 of :mod:`aggbatt.core.safety` is enforced here: a value that is missing,
+NaN, infinite, of the wrong type or outside its range is a :class:`Fault` of that path only.
+The pack's other values still count, and the bad one is taken at the last good value the pack
+published for it (``previous``): a cell that goes unknown near the top keeps the cut, a sensor
+that dies keeps the temperature it last had. Only a pack with no usable voltage or capacity at
+all is left out (:class:`Invalid`), and even then its flags, alarms and cells count (rule 3).
+Rule 4 (both sources of a cell extreme), rule 5 (a pack that does not match the configured
+cell count or chemistry) and rule 12 (a BMS that is not running) are decided here too.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 ALARMS = (
@@ -37,7 +41,7 @@ class PathRule:
 PATHS: tuple[PathRule, ...] = (
     PathRule("/Dc/0/Voltage", True, 0.5, 1000.0, "required"),
     PathRule("/Dc/0/Current", True, -10000.0, 10000.0, "required"),
-    PathRule("/Soc", True, 0.0, 100.0, "required"),
+    PathRule("/Soc", True, 0.0, 100.0, "else the last good SoC, else left out of the mean"),
     PathRule(
         "/InstalledCapacity", False, 0.1, 100000.0, "else /Capacity is the installed capacity"
     ),
@@ -63,18 +67,36 @@ PATHS: tuple[PathRule, ...] = (
     PathRule("/Io/AllowToDischarge", False, 0.0, 1.0, "allowed"),
     PathRule("/Io/AllowToBalance", False, 0.0, 1.0, "allowed"),
     PathRule("/Balancing", False, 0.0, 1.0, "not balancing"),
+    PathRule("/State", False, 0.0, 255.0, "running"),
 )
 RULES = {rule.path: rule for rule in PATHS}
 _ALARM_PATHS = tuple((alarm, f"/Alarms/{alarm}") for alarm in ALARMS)
 CELL_VOLTAGE_RANGE = (0.5, 5.5)
+TEMPERATURE_RANGE = (-60.0, 150.0)
+RUNNING = 9
+"""``/State`` of a running BMS (Victron's and serialbattery's; 14 is standby, 10 error)."""
 ALARM_RANGE = (0, 2)
 MAX_CELLS = 64
 _CELL_PATHS = tuple(f"/Voltages/Cell{i}" for i in range(1, MAX_CELLS + 1))
 
 
 @dataclass(frozen=True, slots=True)
+class Fault:
+    """One value a pack published that cannot be trusted, and what was done instead."""
+
+    path: str
+    value: str
+    """The value as received (repr), for the log line."""
+    problem: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.path} = {self.value}: {self.problem}"
+
+
+@dataclass(frozen=True, slots=True)
 class Battery:
-    """A battery whose values passed every check; ready to be merged."""
+    """A battery whose values passed every check (or are held at their last good value)."""
 
     key: str
     """Stable identity (the D-Bus service name)."""
@@ -82,7 +104,8 @@ class Battery:
     """Display name, unique in the bank; used in cell ids such as ``Pack 1:C5``."""
     voltage: float
     current: float
-    soc: float
+    soc: float | None
+    """None: the pack never published a plausible SoC (left out of the bank's mean)."""
     installed_ah: float
     remaining_ah: float
     consumed_ah: float
@@ -90,12 +113,13 @@ class Battery:
     cell_sum: float
     temperature: float | None = None
     min_cell: tuple[float, str] | None = None
-    """(voltage, cell id) of the lowest cell."""
+    """(voltage, cell id) of the lowest cell: the lower of the cells and the summary path."""
     max_cell: tuple[float, str] | None = None
     min_temp: tuple[float, str] | None = None
     max_temp: tuple[float, str] | None = None
     cells: tuple[float, ...] = ()
-    """Every cell voltage, C1 first; empty for batteries without per-cell data."""
+    """Every cell voltage, C1 first (an unknown cell at its last good value); empty for
+    batteries without per-cell data."""
     cell_count: int | None = None
     bms_cvl: float | None = None
     bms_ccl: float | None = None
@@ -110,42 +134,100 @@ class Battery:
     balancing: bool = False
     charge_mode: str | None = None
     alarms: Mapping[str, int] = field(default_factory=dict)
+    faults: tuple[Fault, ...] = ()
+    good: Mapping[str, float] = field(default_factory=dict, repr=False)
+    """The last plausible value of every numeric path the pack published (held ones
+    included): what the next reading falls back to (rule 2)."""
+
+
+class Offline(enum.Enum):
+    """Why a pack on (or just off) the bus is not merged."""
+
+    INVALID = "no usable values"
+    NOT_RUNNING = "not running"
+    MISMATCH = "does not match the configuration"
+    FROZEN = "frozen"
+    GONE = "left the bus"
+
+    @property
+    def blocks_count(self) -> bool:
+        """Whether its /Io/AllowTo* flags still hold the bank (rule 3; not rule 12)."""
+        return self is not Offline.NOT_RUNNING
 
 
 @dataclass(frozen=True, slots=True)
 class Invalid:
-    """A battery left out of the merge, and why (the path and value at fault)."""
+    """A pack left out of the merge, why, and what of it still keeps the bank safe."""
 
     key: str
     name: str
     reason: str
+    kind: Offline = Offline.INVALID
+    allow_charge: bool = True
+    allow_discharge: bool = True
+    max_cell: tuple[float, str] | None = None
+    min_cell: tuple[float, str] | None = None
+    alarms: Mapping[str, int] = field(default_factory=dict)
+    faults: tuple[Fault, ...] = ()
 
 
-class _BadValueError(Exception):
-    """A value that makes the battery invalid; its message is the reason."""
+def left_out(battery: Battery, kind: Offline, reason: str) -> Invalid:
+    """A pack read in full but not merged (frozen, gone, mismatched): it keeps its flags,
+    cell extremes and alarms, so the last safe decision holds (rules 2, 3, 10)."""
+    return Invalid(
+        battery.key, battery.name, reason, kind, battery.allow_charge, battery.allow_discharge,
+        battery.max_cell, battery.min_cell, battery.alarms, battery.faults,
+    )  # fmt: skip
 
 
-def _number(values: Mapping[str, Any], path: str, low: float, high: float) -> float | None:
-    value = values.get(path)
-    if value is None:
-        return None
-    kind = type(value)
-    # fast path: NaN and infinities fail the range comparison, bools are not of type int
-    if (kind is float or kind is int) and low <= value <= high:
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _BadValueError(f"{path} = {value!r} is not a number")
-    if not math.isfinite(value):
-        raise _BadValueError(f"{path} = {value!r} is not finite")
-    raise _BadValueError(f"{path} = {value!r} is outside {low:g}..{high:g}")
+class _Reader:
+    """Reads one snapshot path by path, collecting faults and the good values, and falling
+    back to the last good value of a path (``held``) when its value is missing or bad."""
+
+    def __init__(self, values: Mapping[str, Any], previous: Battery | None) -> None:
+        self.values = values
+        self.held: Mapping[str, float] = previous.good if previous is not None else {}
+        self.good: dict[str, float] = {}
+        self.faults: list[Fault] = []
+
+    def number(self, path: str, low: float, high: float) -> float | None:
+        """The value if plausible; else the held one, with a fault when the value is bad, or
+        is missing although the path is required or was published before."""
+        value: Any = self.values.get(path)
+        kind = type(value)
+        # fast path: NaN and infinities fail the range comparison, bools are not of type int
+        if (kind is float or kind is int) and low <= value <= high:
+            number = self.good[path] = float(value)
+            return number
+        held = self.held.get(path)
+        if held is not None:
+            self.good[path] = held
+        if value is None:
+            if held is not None or (path in RULES and RULES[path].required):
+                self.fault(path, value, "missing", held)
+            return held
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fault(path, value, "not a number", held)
+        elif not math.isfinite(value):
+            self.fault(path, value, "not finite", held)
+        else:
+            self.fault(path, value, f"outside {low:g}..{high:g}", held)
+        return held
+
+    def rule(self, path: str) -> float | None:
+        rule = RULES[path]
+        return self.number(path, rule.low, rule.high)
+
+    def fault(self, path: str, value: Any, problem: str, held: float | None = None) -> None:
+        shown = repr(value)
+        if len(shown) > 40:
+            shown = shown[:37] + "..."
+        action = "" if held is None else f"; last good value {held:g} kept"
+        self.faults.append(Fault(path, shown, problem + action))
 
 
-def _rule_number(values: Mapping[str, Any], path: str) -> float | None:
-    rule = RULES[path]
-    number = _number(values, path, rule.low, rule.high)
-    if number is None and rule.required:
-        raise _BadValueError(f"{path} is missing")
-    return number
+def _plausible(value: Any, low: float, high: float) -> bool:
+    return type(value) in (float, int) and low <= value <= high
 
 
 def _ident(value: Any, fallback: str) -> str:
@@ -156,92 +238,143 @@ def _ident(value: Any, fallback: str) -> str:
     return fallback
 
 
-def _cells(values: Mapping[str, Any]) -> tuple[float, ...]:
-    """``/Voltages/Cell1`` .. as numbered (drivers number from 1 without gaps); a cell whose
-    value is None is unknown and left out."""
+def _cells(r: _Reader) -> tuple[float, ...]:
+    """``/Voltages/Cell1`` .. as numbered (drivers number from 1 without gaps). A cell whose
+    value is bad is held at its last good value, else left out (its pack's summary path still
+    bounds it, rule 4)."""
     cells: list[float] = []
     for path in _CELL_PATHS:
-        if path not in values:
+        if path not in r.values:
             break
-        v = _number(values, path, *CELL_VOLTAGE_RANGE)
+        v = r.number(path, *CELL_VOLTAGE_RANGE)
         if v is not None:
             cells.append(v)
     return tuple(cells)
 
 
 def _extreme(
-    values: Mapping[str, Any], path: str, id_path: str, low: float, high: float
+    r: _Reader, path: str, id_path: str, low: float, high: float
 ) -> tuple[float, str] | None:
-    v = _number(values, path, low, high)
+    """(value, id) of a summary path; a held value has lost its id."""
+    v = r.number(path, low, high)
     if v is None:
         return None
-    return v, _ident(values.get(id_path), "?")
+    return v, _ident(r.values.get(id_path), "?")
 
 
-def read_battery(key: str, name: str, values: Mapping[str, Any]) -> Battery | Invalid:
-    """Check one battery's snapshot; never raises."""
-    try:
-        return _read(key, name, values)
-    except _BadValueError as bad:
-        return Invalid(key, name, str(bad))
+def _worst(
+    a: tuple[float, str] | None, b: tuple[float, str] | None, lowest: bool
+) -> tuple[float, str] | None:
+    if a is None or b is None:
+        return a or b
+    return min(a, b, key=lambda x: x[0]) if lowest else max(a, b, key=lambda x: x[0])
 
 
-def _read(key: str, name: str, values: Mapping[str, Any]) -> Battery:
-    voltage = _rule_number(values, "/Dc/0/Voltage")
-    current = _rule_number(values, "/Dc/0/Current")
-    soc = _rule_number(values, "/Soc")
-    assert voltage is not None and current is not None and soc is not None
-    installed = _rule_number(values, "/InstalledCapacity")
-    capacity = _rule_number(values, "/Capacity")
-    if installed is None:
-        installed, capacity = capacity, None  # Victron BMSes: /Capacity is the installed one
-    if installed is None or installed <= 0:
-        raise _BadValueError("neither /InstalledCapacity nor /Capacity gives the capacity")
-    remaining = capacity if capacity is not None else soc / 100.0 * installed
-    consumed = _rule_number(values, "/ConsumedAmphours")
-    consumed = -abs(consumed) if consumed is not None else remaining - installed
-    power = _rule_number(values, "/Dc/0/Power")
-    cells = _cells(values)
-    cell_sum = _rule_number(values, "/Voltages/Sum")
-    if cell_sum is None:
-        cell_sum = round(sum(cells), 4) if cells else voltage
-    temperature = _rule_number(values, "/Dc/0/Temperature")
+def read_battery(
+    key: str,
+    name: str,
+    values: Mapping[str, Any],
+    previous: Battery | None = None,
+    *,
+    cells_per_battery: int = 0,
+    cell_window: tuple[float, float] = (0.0, math.inf),
+) -> Battery | Invalid:
+    """Check one battery's snapshot; never raises. ``previous`` is its last reading.
 
-    min_cell = _extreme(values, "/System/MinCellVoltage", "/System/MinVoltageCellId", 0.0, 6.0)
-    max_cell = _extreme(values, "/System/MaxCellVoltage", "/System/MaxVoltageCellId", 0.0, 6.0)
-    if cells:
-        lo, hi = min(cells), max(cells)
-        # the cells are the truth; the summary paths may lag them by one BMS poll
-        if min_cell is None or min_cell[0] != lo:
-            min_cell = (lo, f"C{cells.index(lo) + 1}")
-        if max_cell is None or max_cell[0] != hi:
-            max_cell = (hi, f"C{cells.index(hi) + 1}")
-    t_range = (-60.0, 150.0)
-    min_temp = _extreme(
-        values, "/System/MinCellTemperature", "/System/MinTemperatureCellId", *t_range
-    )
-    max_temp = _extreme(
-        values, "/System/MaxCellTemperature", "/System/MaxTemperatureCellId", *t_range
-    )
-    if temperature is not None:
-        min_temp = min_temp or (temperature, "battery")
-        max_temp = max_temp or (temperature, "battery")
-
-    count = _rule_number(values, "/System/NrOfCellsPerBattery")
-    flags = {p: _rule_number(values, p) for p in ("/Io/AllowToCharge", "/Io/AllowToDischarge")}
-    allow_charge = flags["/Io/AllowToCharge"] != 0
-    allow_discharge = flags["/Io/AllowToDischarge"] != 0
-    blocking_charge = _rule_number(values, "/System/NrOfModulesBlockingCharge")
-    blocking_discharge = _rule_number(values, "/System/NrOfModulesBlockingDischarge")
-    online = _rule_number(values, "/System/NrOfModulesOnline")
-    offline = _rule_number(values, "/System/NrOfModulesOffline")
+    ``cells_per_battery`` and ``cell_window`` (plausible measured per-cell voltages of the
+    chemistry) decide rule 5; 0 and an open window switch it off.
+    """
+    r = _Reader(values, previous)
+    state = values.get("/State")
+    flags = (values.get("/Io/AllowToCharge"), values.get("/Io/AllowToDischarge"))
+    allow_charge = r.rule("/Io/AllowToCharge") != 0
+    allow_discharge = r.rule("/Io/AllowToDischarge") != 0
     alarms: dict[str, int] = {}
     for alarm, path in _ALARM_PATHS:
-        level = _number(values, path, *ALARM_RANGE)
-        if level is not None:
+        level: Any = values.get(path)
+        if _plausible(level, *ALARM_RANGE):
             alarms[alarm] = int(level)
+        elif level is not None:  # garbage: taken at its worst, an alarm
+            r.fault(path, level, "not an alarm level; taken as 2 (alarm)")
+            alarms[alarm] = 2
+
+    if (
+        isinstance(state, int) and not isinstance(state, bool) and state != RUNNING
+        and flags == (0, 0)
+    ):  # fmt: skip
+        # rule 12: a BMS that says it is not running and has opened both directions is
+        # switched out of the bank; its flags do not hold the running packs
+        return Invalid(
+            key, name, f"not running (/State {state}), charge and discharge off",
+            Offline.NOT_RUNNING, alarms=alarms,
+        )  # fmt: skip
+
+    cells = _cells(r)
+    max_cell = _extreme(
+        r, "/System/MaxCellVoltage", "/System/MaxVoltageCellId", *CELL_VOLTAGE_RANGE
+    )
+    min_cell = _extreme(
+        r, "/System/MinCellVoltage", "/System/MinVoltageCellId", *CELL_VOLTAGE_RANGE
+    )
+    if cells:
+        # rule 4: the cells and the BMS's summary both count; the worse of the two wins
+        hi, lo = max(cells), min(cells)
+        max_cell = _worst(max_cell, (hi, f"C{cells.index(hi) + 1}"), lowest=False)
+        min_cell = _worst(min_cell, (lo, f"C{cells.index(lo) + 1}"), lowest=True)
+
+    voltage = r.rule("/Dc/0/Voltage")
+    if voltage is None and cells:
+        voltage = round(sum(cells), 4)
+    installed = r.rule("/InstalledCapacity")
+    capacity = r.rule("/Capacity")
+    if installed is None and "/InstalledCapacity" not in values:
+        installed, capacity = capacity, None  # Victron BMSes: /Capacity is the installed one
+    if installed is None and previous is not None:
+        installed = previous.installed_ah
+    current = r.rule("/Dc/0/Current")
+    faults = tuple(r.faults)
+    if voltage is None or installed is None or installed <= 0 or current is None:
+        missing = [
+            what
+            for what, v in (("voltage", voltage), ("capacity", installed), ("current", current))
+            if v is None or (v <= 0 and what == "capacity")
+        ]
+        return Invalid(
+            key, name, f"no usable {' or '.join(missing)} yet", Offline.INVALID,
+            allow_charge, allow_discharge, max_cell, min_cell, alarms, faults,
+        )  # fmt: skip
+
+    soc = r.rule("/Soc")
+    remaining = capacity if capacity is not None else (soc or 0.0) / 100.0 * installed
+    consumed = r.rule("/ConsumedAmphours")
+    consumed = -abs(consumed) if consumed is not None else remaining - installed
+    power = r.rule("/Dc/0/Power")
+    cell_sum = r.rule("/Voltages/Sum")
+    if cell_sum is None:
+        cell_sum = round(sum(cells), 4) if cells else voltage
+    temperature = r.rule("/Dc/0/Temperature")
+    min_temp = _extreme(
+        r, "/System/MinCellTemperature", "/System/MinTemperatureCellId", *TEMPERATURE_RANGE
+    )
+    max_temp = _extreme(
+        r, "/System/MaxCellTemperature", "/System/MaxTemperatureCellId", *TEMPERATURE_RANGE
+    )
+    if temperature is not None:
+        min_temp = _worst(min_temp, (temperature, "battery"), lowest=True)
+        max_temp = _worst(max_temp, (temperature, "battery"), lowest=False)
+
+    count = r.rule("/System/NrOfCellsPerBattery")
+    cell_count = int(count) if count is not None else (len(cells) or None)
+    if cell_count is not None and 0 < len(cells) < cell_count:
+        r.fault(
+            "/Voltages/Cell", f"{len(cells)} paths", f"fewer cell paths than {cell_count} cells"
+        )
+    blocking_charge = r.rule("/System/NrOfModulesBlockingCharge")
+    blocking_discharge = r.rule("/System/NrOfModulesBlockingDischarge")
+    online = r.rule("/System/NrOfModulesOnline")
+    offline = r.rule("/System/NrOfModulesOffline")
     mode = values.get("/Info/ChargeMode")
-    return Battery(
+    battery = Battery(
         key=key,
         name=name,
         voltage=voltage,
@@ -258,25 +391,53 @@ def _read(key: str, name: str, values: Mapping[str, Any]) -> Battery:
         min_temp=min_temp,
         max_temp=max_temp,
         cells=cells,
-        cell_count=int(count) if count is not None else (len(cells) or None),
-        bms_cvl=_rule_number(values, "/Info/MaxChargeVoltage"),
-        bms_ccl=_rule_number(values, "/Info/MaxChargeCurrent"),
-        bms_dcl=_rule_number(values, "/Info/MaxDischargeCurrent"),
+        cell_count=cell_count,
+        bms_cvl=_bms_cvl(r, cells_per_battery, cell_window),
+        bms_ccl=r.rule("/Info/MaxChargeCurrent"),
+        bms_dcl=r.rule("/Info/MaxDischargeCurrent"),
         allow_charge=allow_charge,
         allow_discharge=allow_discharge,
-        allow_balance=_rule_number(values, "/Io/AllowToBalance") != 0,
+        allow_balance=r.rule("/Io/AllowToBalance") != 0,
         modules_online=int(online) if online is not None else 1,
         modules_offline=int(offline) if offline is not None else 0,
-        blocking_charge=int(blocking_charge)
-        if blocking_charge is not None
-        else int(not allow_charge),
+        blocking_charge=(
+            int(blocking_charge) if blocking_charge is not None else int(not allow_charge)
+        ),
         blocking_discharge=(
             int(blocking_discharge) if blocking_discharge is not None else int(not allow_discharge)
         ),
-        balancing=_rule_number(values, "/Balancing") == 1,
+        balancing=r.rule("/Balancing") == 1,
         charge_mode=mode if isinstance(mode, str) else None,
         alarms=alarms,
     )
+    battery = replace(battery, faults=tuple(r.faults), good=r.good)
+    return _check_match(battery, cells_per_battery, cell_window)
+
+
+def _bms_cvl(r: _Reader, cells: int, window: tuple[float, float]) -> float | None:
+    """A BMS charge voltage implausible per cell for the chemistry is a fault (rule 6)."""
+    if not cells:
+        return r.rule("/Info/MaxChargeVoltage")
+    return r.number("/Info/MaxChargeVoltage", window[0] * cells, window[1] * cells)
+
+
+def _check_match(
+    b: Battery, cells_per_battery: int, window: tuple[float, float]
+) -> Battery | Invalid:
+    """Rule 5: a pack of another cell count or chemistry is left out, keeping its flags."""
+    if not cells_per_battery:
+        return b
+    if b.cell_count is not None and b.cell_count != cells_per_battery:
+        why = f"{b.cell_count} cells, the bank is configured for {cells_per_battery}"
+        return left_out(b, Offline.MISMATCH, why)
+    per_cell = b.voltage / cells_per_battery
+    if not window[0] <= per_cell <= window[1]:
+        why = (
+            f"{b.voltage:.2f} V is {per_cell:.2f} V per cell for {cells_per_battery} cells, "
+            f"outside {window[0]:g}..{window[1]:g} V"
+        )
+        return left_out(b, Offline.MISMATCH, why)
+    return b
 
 
 def unique_names(candidates: Iterable[tuple[str, Any]]) -> dict[str, str]:

@@ -10,13 +10,13 @@ counter), ``now_wall`` (Unix time, for balancing dates) and ``month`` (1..12, lo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aggbatt.config import Config
+from aggbatt.config import CELL_WINDOWS, MEASURED_MARGIN_V, Config
 from aggbatt.core import balancing as bal
 from aggbatt.core import coulomb
-from aggbatt.core.battery import Battery, Invalid, read_battery, unique_names
+from aggbatt.core.battery import Battery, Invalid, Offline, left_out, read_battery, unique_names
 from aggbatt.core.limits import (
     ChargeLimits,
     ControllerState,
@@ -25,7 +25,19 @@ from aggbatt.core.limits import (
     passthrough_limits,
 )
 from aggbatt.core.merge import Aggregate, merge
-from aggbatt.state import State
+from aggbatt.core.safety import Activity, enforce, frozen_reason
+from aggbatt.core.stored import KnownPack, State
+
+KNOWN_PACK_DAYS = 7.0
+"""A pack not seen for this long is forgotten: the bank is what is left (rule 8)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PackMemory:
+    """A pack's last reading with its values, and when (monotonic) it was last on the bus."""
+
+    last: Battery
+    seen: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +47,18 @@ class EngineState:
     controller: ControllerState
     stored_charge_ah: float | None = None
     stored_installed_ah: float | None = None
-    known_capacity: Mapping[str, float] = field(default_factory=dict)
-    """Installed Ah of every battery seen since start, so the limits can scale when one is gone."""
+    known: Mapping[str, KnownPack] = field(default_factory=dict)
+    """Every pack seen lately, with its capacity, so the limits scale when one is gone."""
+    memory: Mapping[str, PackMemory] = field(default_factory=dict)
+    """The last good reading of each pack: held values (rule 2), a pack gone (rule 2)."""
 
 
-def online_share(agg: Aggregate, known_capacity: Mapping[str, float], expected: int) -> float:
+def online_share(agg: Aggregate, known: Mapping[str, KnownPack], expected: int) -> float:
     """Share of the bank that is online: by known capacity, and by count against ``expected``."""
     share = 1.0
-    known = sum(known_capacity.values())
-    if known > 0:
-        share = min(share, agg.installed_ah / known)
+    total = sum(p.installed_ah for p in known.values())
+    if total > 0:
+        share = min(share, agg.installed_ah / total)
     if expected > 0:
         share = min(share, len(agg.batteries) / expected)
     return share
@@ -62,13 +76,15 @@ class CycleResult:
 
 
 def initial_state(stored: State) -> EngineState:
-    phase: bal.Phase = next((p for p in bal.PHASES if p == stored.balancing_phase), "idle")
     return EngineState(
         counter=None,
-        balancing=bal.Balancing(stored.last_balancing, phase),
+        balancing=bal.Balancing(
+            stored.last_balancing, stored.balancing_phase, since=stored.balancing_since
+        ),
         controller=ControllerState(),
         stored_charge_ah=stored.charge_ah,
         stored_installed_ah=stored.installed_ah,
+        known=dict(stored.packs),
     )
 
 
@@ -89,23 +105,74 @@ def balancing_settings(config: Config) -> bal.BalancingSettings:
         balancing_voltage=own.balancing_voltage,
         cell_diff_goal=own.cell_diff_goal,
         cells=config.batteries.cells_per_battery,
+        max_hours=own.balancing_max_hours,
     )
 
 
 def read_all(
     snapshots: Mapping[str, Mapping[str, Any]],
     preferred_names: Mapping[str, Any],
-    excluded: Mapping[str, str] | None = None,
+    config: Config,
+    memory: Mapping[str, PackMemory] | None = None,
+    activity: Mapping[str, Activity] | None = None,
+    now: float = 0.0,
 ) -> tuple[Battery | Invalid, ...]:
-    """Read every battery; those in ``excluded`` (key -> reason, e.g. frozen) are Invalid."""
+    """Read every pack on the bus, and keep the last decision of one that just left it.
+
+    ``memory`` holds each pack's last good reading (rule 2); ``activity`` when its values last
+    moved (rule 10). A pack in memory but not on the bus is :attr:`Offline.GONE` for
+    ``stale_after``, keeping its flags and cells.
+    """
+    memory = memory or {}
+    activity = activity or {}
     names = unique_names((key, preferred_names.get(key)) for key in snapshots)
-    excluded = excluded or {}
-    return tuple(
-        Invalid(key, names[key], excluded[key])
-        if key in excluded
-        else read_battery(key, names[key], snapshots[key])
-        for key in sorted(snapshots)
-    )
+    lo, hi = CELL_WINDOWS[config.batteries.chemistry]
+    window = (lo - MEASURED_MARGIN_V, hi + MEASURED_MARGIN_V)
+    cells = config.batteries.cells_per_battery
+    readings: list[Battery | Invalid] = []
+    for key in sorted(snapshots):
+        held = memory.get(key)
+        reading = read_battery(
+            key, names[key], snapshots[key], held.last if held else None,
+            cells_per_battery=cells, cell_window=window,
+        )  # fmt: skip
+        seen = activity.get(key)
+        if isinstance(reading, Battery) and seen is not None:
+            why = frozen_reason(seen, reading.current, now, config)
+            if why is not None:
+                reading = left_out(reading, Offline.FROZEN, why)
+        readings.append(reading)
+    stale_after = config.batteries.stale_after
+    for key, held in sorted(memory.items()):
+        if key not in snapshots and now - held.seen <= stale_after:
+            readings.append(left_out(held.last, Offline.GONE, "left the bus"))
+    return tuple(readings)
+
+
+def _remember(
+    memory: Mapping[str, PackMemory],
+    readings: tuple[Battery | Invalid, ...],
+    on_bus: Mapping[str, Any],
+    now: float,
+    stale_after: float,
+) -> dict[str, PackMemory]:
+    kept = {
+        k: (replace(m, seen=now) if k in on_bus else m)
+        for k, m in memory.items()
+        if k in on_bus or now - m.seen <= stale_after
+    }
+    for r in readings:
+        if isinstance(r, Battery):
+            kept[r.key] = PackMemory(r, now)
+    return kept
+
+
+def _known(known: Mapping[str, KnownPack], agg: Aggregate, now_wall: float) -> dict[str, KnownPack]:
+    horizon = now_wall - KNOWN_PACK_DAYS * 86400.0
+    result = {k: p for k, p in known.items() if p.last_seen >= horizon}
+    for b in agg.batteries:
+        result[b.key] = KnownPack(b.installed_ah, now_wall)
+    return result
 
 
 def run_cycle(
@@ -118,34 +185,35 @@ def run_cycle(
     now_wall: float,
     month: int,
     measured_current: float | None = None,
-    excluded: Mapping[str, str] | None = None,
+    activity: Mapping[str, Activity] | None = None,
 ) -> CycleResult:
     """Everything one cycle decides; ``snapshots`` holds the selected batteries' values."""
-    readings = read_all(snapshots, preferred_names, excluded)
+    readings = read_all(snapshots, preferred_names, config, state.memory, activity, now_mono)
     agg = merge(
         readings,
         expected=config.batteries.expected,
         block_policy=config.batteries.block_policy,
         measured_current=measured_current,
     )
-    known = {**state.known_capacity, **{b.key: b.installed_ah for b in agg.batteries}}
+    known = _known(state.known, agg, now_wall)
     counter = state.counter
     soc, remaining = agg.soc, (agg.remaining_ah if agg.online else None)
-    if config.soc.own and agg.online and agg.current is not None and agg.soc is not None:
-        if counter is None:
+    if config.soc.own and agg.online and agg.current is not None:
+        if counter is None and agg.soc is not None:
             counter = coulomb.start_counter(
                 agg.installed_ah, state.stored_charge_ah, state.stored_installed_ah, agg.soc
             )
-        counter = coulomb.step(
-            counter,
-            agg.current,
-            now_mono,
-            agg.installed_ah,
-            agg.max_cell.value if agg.max_cell else None,
-            agg.min_cell.value if agg.min_cell else None,
-            counter_settings(config),
-        )
-        soc, remaining = counter.soc, counter.charge_ah
+        if counter is not None:
+            counter = coulomb.step(
+                counter,
+                agg.current,
+                now_mono,
+                agg.installed_ah,
+                agg.max_cell.value if agg.max_cell else None,
+                agg.min_cell.value if agg.min_cell else None,
+                counter_settings(config),
+            )
+            soc, remaining = counter.soc, counter.charge_ah
 
     balancing = state.balancing
     if config.control.mode == "own":
@@ -157,9 +225,10 @@ def run_cycle(
             )
         target = bal.target_cell_voltage(balancing, month_voltage, month_name(month), settings)
         share = online_share(agg, known, config.batteries.expected)
-        limits = own_limits(agg, config, target, state.controller, share)
+        raw = own_limits(agg, config, target, state.controller, share)
     else:
-        limits = passthrough_limits(agg, config, state.controller)
+        raw = passthrough_limits(agg, config, state.controller, now_mono)
+    limits = enforce(raw, agg, config, raw.state, now_mono)
     return CycleResult(
         aggregate=agg,
         readings=readings,
@@ -172,7 +241,10 @@ def run_cycle(
             controller=limits.state,
             stored_charge_ah=state.stored_charge_ah,
             stored_installed_ah=state.stored_installed_ah,
-            known_capacity=known,
+            known=known,
+            memory=_remember(
+                state.memory, readings, snapshots, now_mono, config.batteries.stale_after
+            ),
         ),
     )
 
@@ -185,5 +257,29 @@ def to_state(result: EngineState, feed_in_original: int | None) -> State:
         installed_ah=counter.installed_ah if counter else result.stored_installed_ah,
         last_balancing=result.balancing.last_completed,
         balancing_phase=result.balancing.phase,
+        balancing_since=result.balancing.since,
         feed_in_original=feed_in_original,
+        packs=dict(result.known),
+    )
+
+
+def save_due(
+    engine: EngineState, saved: State | None, feed_in_original: int | None, config: Config
+) -> bool:
+    """The save policy: the counter moved by its precision, or anything else stored changed.
+
+    A pack's ``last_seen`` alone is not a reason to write the flash; its arrival or departure
+    is.
+    """
+    counter = engine.counter
+    if counter is not None and coulomb.needs_save(counter, counter_settings(config)):
+        return True
+    if saved is None:
+        return True
+    now = to_state(engine, feed_in_original)
+    fields = ("last_balancing", "balancing_phase", "balancing_since", "feed_in_original")
+    return (
+        any(getattr(now, f) != getattr(saved, f) for f in fields)
+        or now.packs.keys() != saved.packs.keys()
+        or any(now.packs[k].installed_ah != saved.packs[k].installed_ah for k in now.packs)
     )

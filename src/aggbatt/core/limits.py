@@ -3,8 +3,14 @@
 Theory of operation
 -------------------
 Every limit is the minimum of a few candidates, and each candidate carries a sentence saying
-why. The winning sentence is published (``/Info/ChargeLimitation`` ...), so a user and a test
-can both see why the bank is limited.
+why and a :class:`Cause`. The winning sentence is published (``/Info/ChargeLimitation`` ...),
+so a user and a test can both see why the bank is limited; the cause decides, in
+:mod:`aggbatt.core.safety`, whether the limit is protective (feed-in must be off for DVCC to
+enforce it) and which :class:`ChargeMode` the bank is in.
+
+This module builds the candidates of the two modes; the rules that hold in both modes
+(blocks, mismatched packs, CVL caps, the per-pack current loop, feed-in, no battery) are
+enforced once, after it, by :func:`aggbatt.core.safety.enforce`.
 
 Own mode (``control.mode = "own"``):
 
@@ -12,29 +18,26 @@ Own mode (``control.mode = "own"``):
   When any cell reaches ``max_cell_voltage`` the CVL is cut, per battery, to the sum of its
   cells minus the sum of their over-voltages, and the bank takes the lowest; the cut ends when
   every cell is below the maximum again. CVL never drops below cells x ``min_cell_voltage``.
-* CCL = max charge current x the charge curve at the highest cell; 0 while a BMS blocks
-  charging (``batteries.block_policy``); limited by cell temperature (0 at or below
-  ``temperature.charge_min``, derated by the charge curve at both the coldest and the hottest
-  sensor); never above what the online batteries' own BMSes allow, each limit divided by its
-  capacity share (a 100 A limit on a pack holding a third of the capacity allows 300 A).
-* DCL likewise on the lowest cell; 0 while a BMS blocks discharging, and latched at 0 once
-  the lowest cell reaches ``min_cell_voltage`` until it recovers by ``min_cell_hysteresis``.
-* Feed-in: DC-coupled PV feed-in must be off while the CVL is cut or charging is blocked
-  (Victron's CCL is not honoured with feed-in on); it may be restored only once every cell is
-  below the maximum and the cell difference is below the goal. The decision is latched here;
-  the shell only acts on it.
+* CCL = max charge current (x the share of the bank online) x the charge curve at the highest
+  cell; limited by cell temperature (0 at or below ``temperature.charge_min``, derated by the
+  charge curve at both the coldest and the hottest sensor); never above what the online
+  batteries' own BMSes allow, each limit divided by its capacity share (a 100 A limit on a
+  pack holding a third of the capacity allows 300 A).
+* DCL likewise on the lowest cell, and latched at 0 once the lowest cell reaches
+  ``min_cell_voltage`` until it recovers by ``min_cell_hysteresis`` (the latch holds while no
+  cell data are known: rule 8).
 
 Pass-through mode aggregates the BMSes' own limits (CVL lowest, or highest until all
 batteries are in float; CCL/DCL by share, min x N or sum) with optional caps.
-
-With no valid battery at all: the last CVL is kept and CCL = DCL = 0, so DVCC stops safely.
 """
 
 from __future__ import annotations
 
 import calendar
+import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from aggbatt.config import Config
 from aggbatt.core.battery import Battery
@@ -42,10 +45,61 @@ from aggbatt.core.curve import interpolate
 from aggbatt.core.merge import Aggregate, BlockPolicy
 
 
+class Cause(enum.Enum):
+    """What produced a limit. Every cause but the configuration's own is protective: with it
+    in force, DC-coupled PV feed-in must be off, or DVCC ignores the CCL (rule 1)."""
+
+    CONFIGURED = "configured maximum"
+    TARGET = "charge voltage target"
+    CURVE = "cell voltage curve"
+    TEMPERATURE = "temperature"
+    BMS_LIMIT = "a pack's BMS limit"
+    BMS_BLOCK = "a pack's BMS blocks"
+    PACK_MISSING = "packs missing"
+    PACK_CURRENT = "a pack's measured current"
+    MISMATCH = "a pack does not match the configuration"
+    NO_BATTERY = "no battery"
+    NO_BASIS = "no battery publishes the value"
+    LOW_CELL = "low cell latch"
+    CVL_CUT = "cell over-voltage cut"
+    BMS_CVL = "a pack's BMS charge voltage"
+    CELL_MAX = "cells x max cell voltage"
+
+    @property
+    def protective(self) -> bool:
+        return self not in (Cause.CONFIGURED, Cause.TARGET)
+
+
+class ChargeMode(enum.Enum):
+    """The bank's charge state, for ``/Info/ChargeMode`` (its value is the display text)."""
+
+    BULK = "Bulk"
+    BALANCING = "Balancing"
+    PASSTHROUGH = "Pass-through"
+    PASSTHROUGH_FLOAT = "Pass-through (float)"
+    CVL_CUT = "Cell over-voltage: CVL cut"
+    CHARGE_BLOCKED = "Charging blocked"
+    MISMATCH = "Pack mismatch: charging stopped"
+    NO_BATTERY = "No battery"
+
+    @property
+    def text(self) -> str:
+        return self.value
+
+    @property
+    def calm(self) -> bool:
+        """No cut, block or stop is in force: ordinary cell changes can wait for a cycle."""
+        return self in (
+            ChargeMode.BULK, ChargeMode.BALANCING, ChargeMode.PASSTHROUGH,
+            ChargeMode.PASSTHROUGH_FLOAT,
+        )  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
     value: float
     reason: str
+    cause: Cause = Cause.CONFIGURED
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +109,10 @@ class ControllerState:
     discharge_latched: bool = False
     feed_in_off: bool = False
     last_cvl: float | None = None
+    feed_in_clear_since: float | None = None
+    """Monotonic time since which no protective limit has been in force (rule 1)."""
+    last_time: float | None = None
+    """Monotonic time of the last cycle (for the ramp to float)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +120,7 @@ class ChargeLimits:
     cvl: Limit
     ccl: Limit
     dcl: Limit
-    mode: str
-    """For ``/Info/ChargeMode``."""
+    mode: ChargeMode
     battery_low_voltage: float | None
     feed_in_off: bool
     """True: DC-coupled PV feed-in must be off now."""
@@ -71,7 +128,8 @@ class ChargeLimits:
     state: ControllerState
 
 
-def _lowest(candidates: Iterable[Limit]) -> Limit:
+def lowest(candidates: Iterable[Limit]) -> Limit:
+    """The lowest candidate; on a tie the first, so list hard stops before curves."""
     best: Limit | None = None
     for c in candidates:
         if best is None or c.value < best.value:
@@ -80,66 +138,79 @@ def _lowest(candidates: Iterable[Limit]) -> Limit:
     return best
 
 
+Direction = Literal["charge", "discharge"]
+CurrentPolicy = Literal["share", "min_times_n", "sum"]
+
+
+def bms_limit(b: Battery, kind: Direction) -> float | None:
+    return b.bms_ccl if kind == "charge" else b.bms_dcl
+
+
+def allows(b: Battery, kind: Direction) -> bool:
+    return b.allow_charge if kind == "charge" else b.allow_discharge
+
+
 def bms_bank_limit(
     batteries: tuple[Battery, ...],
-    attr: str,
-    policy: str = "share",
+    kind: Direction,
+    policy: CurrentPolicy = "share",
     block_policy: BlockPolicy = "any",
 ) -> Limit | None:
-    """The bank limit the batteries' own BMS limits (``bms_ccl``/``bms_dcl``) allow.
+    """The bank limit the batteries' own BMS limits allow.
 
     ``share``: each battery's limit divided by its share of the installed capacity, the lowest
     wins (the bank current divides roughly by capacity). ``min_times_n`` and ``sum`` are the
-    reference's policies. With ``block_policy = "all"`` a battery at 0 A is taken to have
-    disconnected itself and the others share the current.
+    reference's policies. With ``block_policy = "all"`` a pack whose flag forbids the
+    direction has opened its FET and carries nothing: the others share the current. A pack
+    whose flag allows it but whose limit is 0 A is still connected and takes its share, so it
+    holds the bank at 0 A (rule 3).
     """
-    with_limit = [(b, getattr(b, attr)) for b in batteries if getattr(b, attr) is not None]
+    with_limit = [(b, lim) for b in batteries if (lim := bms_limit(b, kind)) is not None]
+    if block_policy == "all":
+        with_limit = [(b, lim) for b, lim in with_limit if allows(b, kind)]
     if not with_limit:
         return None
-    if block_policy == "all":
-        carrying = [(b, lim) for b, lim in with_limit if lim > 0]
-        with_limit = carrying or with_limit
-    kind = "charge" if attr == "bms_ccl" else "discharge"
     if policy == "sum":
-        return Limit(sum(lim for _, lim in with_limit), f"sum of the BMS {kind} limits")
+        return Limit(
+            sum(lim for _, lim in with_limit), f"sum of the BMS {kind} limits", Cause.BMS_LIMIT
+        )
     if policy == "min_times_n":
         b, lim = min(with_limit, key=lambda x: x[1])
         n = len(with_limit)
-        return Limit(lim * n, f"BMS {kind} limit of {b.name} ({lim:g} A) x {n}")
+        return Limit(lim * n, f"BMS {kind} limit of {b.name} ({lim:g} A) x {n}", Cause.BMS_LIMIT)
     total = sum(b.installed_ah for b, _ in with_limit)
     best: Limit | None = None
     for b, lim in with_limit:
         share = b.installed_ah / total
         bank = lim / share
         if best is None or bank < best.value:
-            best = Limit(bank, f"BMS {kind} limit of {b.name}: {lim:g} A at {share:.0%} share")
+            reason = f"BMS {kind} limit of {b.name}: {lim:g} A at {share:.0%} share"
+            best = Limit(bank, reason, Cause.BMS_LIMIT)
     return best
 
 
-def _cvl_cut(agg: Aggregate, vmax: float) -> Limit | None:
-    """The dynamic cut when any cell is at or above ``vmax``: lowest over batteries."""
+def cvl_cut(agg: Aggregate, vmax: float, cells: int) -> Limit | None:
+    """The dynamic cut when any cell is at or above ``vmax``: lowest over batteries.
+
+    A pack's cut is the sum of its cells minus their over-voltage, scaled to the configured
+    ``cells`` when it has another count, so no CVL is computed from the wrong count (rule 5).
+    """
     if agg.max_cell is None or agg.max_cell.value < vmax:
         return None
-    best: Limit | None = None
+    best: float | None = None
     for b in agg.batteries:
-        if b.cells:
-            over = sum(v - vmax for v in b.cells if v > vmax)
-            value = sum(b.cells) - over
+        if b.cells:  # the sum of the cells minus their over-voltage
+            value = sum(min(v, vmax) for v in b.cells) * cells / len(b.cells)
         elif b.max_cell is not None:
             value = b.cell_sum - max(0.0, b.max_cell[0] - vmax)
         else:
             continue
-        if best is None or value < best.value:
-            best = Limit(value, "")
-    if best is None:
-        return None
+        best = value if best is None else min(best, value)
+    if best is None:  # the cell over the max belongs to a pack left out: hold the bank
+        best = cells * vmax - (agg.max_cell.value - vmax)
     cell = agg.max_cell
     reason = f"cell {cell.id} at {cell.value:.3f} V >= {vmax:.3f} V: cut to the cells' sum"
-    return Limit(best.value, reason)
-
-
-def _names(batteries: Iterable[Battery], flag: str) -> str:
-    return ", ".join(b.name for b in batteries if not getattr(b, flag))
+    return Limit(best, reason, Cause.CVL_CUT)
 
 
 def own_limits(
@@ -154,35 +225,23 @@ def own_limits(
     ``online_share`` (0..1) scales the configured bank currents when batteries are missing.
     """
     own = config.control.own
-    max_charge = own.max_charge_current * online_share
-    max_discharge = own.max_discharge_current * online_share
     cells = config.batteries.cells_per_battery
     low_voltage = cells * own.min_cell_voltage
-    if not agg.online:
-        return _no_battery(state, cells * target[0], low_voltage)
 
-    # CVL: the target, cut while any cell is at or above the maximum
-    cvl = Limit(cells * target[0], f"{target[1]} {target[0]:.3f} V x {cells} cells")
-    over_voltage = agg.max_cell is not None and agg.max_cell.value >= own.max_cell_voltage
-    cut = _cvl_cut(agg, own.max_cell_voltage)
+    cvl = Limit(cells * target[0], f"{target[1]} {target[0]:.3f} V x {cells} cells", Cause.TARGET)
+    cut = cvl_cut(agg, own.max_cell_voltage, cells)
     if cut is not None and cut.value < cvl.value:
-        cvl = Limit(max(cut.value, low_voltage), cut.reason)
+        cvl = replace(cut, value=max(cut.value, low_voltage))
 
-    # CCL: hard stops first, so that a tie at 0 A names the stop, not the curve
-    block = config.batteries.block_policy
-    charge_blocked = agg.allow_charge is False
-    ccl_candidates: list[Limit] = []
-    if charge_blocked:
-        names = _names(agg.batteries, "allow_charge")
-        ccl_candidates.append(Limit(0.0, f"charging blocked by the BMS of {names}"))
-    ccl_candidates += _temperature_limits(agg, config, "charge", max_charge)
-    ccl_candidates.append(_curve_limit(agg, max_charge, own.charge_curve, "charge"))
-    if own.respect_bms_limits:
-        ccl_candidates += _bms_limits(agg, "bms_ccl", block)
-    ccl = _lowest(ccl_candidates)
+    ccl = lowest(
+        [
+            *_maximum(own.max_charge_current, online_share, "charge"),
+            *_temperature_limits(agg, config, "charge", own.max_charge_current * online_share),
+            _curve_limit(agg, own.max_charge_current * online_share, own.charge_curve, "charge"),
+            *(_bms_limits(agg, "charge", config) if own.respect_bms_limits else []),
+        ]
+    )
 
-    # DCL
-    dcl_candidates: list[Limit] = []
     latched = state.discharge_latched
     vmin = agg.min_cell.value if agg.min_cell else None
     if vmin is not None:
@@ -190,54 +249,50 @@ def own_limits(
             latched = True
         elif vmin > own.min_cell_voltage + own.min_cell_hysteresis:
             latched = False
-    if latched and agg.min_cell is not None:
+    maximum = own.max_discharge_current * online_share
+    dcl_candidates = [
+        *_maximum(own.max_discharge_current, online_share, "discharge"),
+        *_temperature_limits(agg, config, "discharge", maximum),
+        _curve_limit(agg, maximum, own.discharge_curve, "discharge"),
+        *(_bms_limits(agg, "discharge", config) if own.respect_bms_limits else []),
+    ]
+    if latched:  # rule 8: the latch holds while no cell data are known
         release = own.min_cell_voltage + own.min_cell_hysteresis
-        dcl_candidates.append(
-            Limit(
-                0.0,
-                f"cell {agg.min_cell.id} reached {own.min_cell_voltage:.3f} V; discharge resumes "
-                f"above {release:.3f} V",
-            )
+        which = f"cell {agg.min_cell.id}" if agg.min_cell else "a cell (no cell data now)"
+        reason = (
+            f"{which} reached {own.min_cell_voltage:.3f} V; discharge resumes above {release:.3f} V"
         )
-    if agg.allow_discharge is False:
-        names = _names(agg.batteries, "allow_discharge")
-        dcl_candidates.append(Limit(0.0, f"discharging blocked by the BMS of {names}"))
-    dcl_candidates += _temperature_limits(agg, config, "discharge", max_discharge)
-    dcl_candidates.append(_curve_limit(agg, max_discharge, own.discharge_curve, "discharge"))
-    if own.respect_bms_limits:
-        dcl_candidates += _bms_limits(agg, "bms_dcl", block)
-    dcl = _lowest(dcl_candidates)
-
-    # feed-in
-    feed_in_off, feed_in_reason = _feed_in(
-        agg, config, state.feed_in_off, over_voltage, charge_blocked
-    )
-    mode = (
-        "Cell over-voltage: CVL cut" if over_voltage
-        else "Charging blocked" if charge_blocked
-        else "Balancing" if target[1].startswith("balancing")
-        else "Bulk"
-    )  # fmt: skip
+        dcl_candidates.insert(0, Limit(0.0, reason, Cause.LOW_CELL))
+    mode = ChargeMode.BALANCING if target[1].startswith("balancing") else ChargeMode.BULK
     return ChargeLimits(
         cvl=cvl,
         ccl=ccl,
-        dcl=dcl,
+        dcl=lowest(dcl_candidates),
         mode=mode,
         battery_low_voltage=low_voltage,
-        feed_in_off=feed_in_off,
-        feed_in_reason=feed_in_reason,
-        state=ControllerState(latched, feed_in_off, cvl.value),
+        feed_in_off=state.feed_in_off,
+        feed_in_reason="",
+        state=replace(state, discharge_latched=latched),
     )
 
 
-def _bms_limits(agg: Aggregate, attr: str, block: BlockPolicy) -> list[Limit]:
+def _maximum(configured: float, share: float, kind: Direction) -> list[Limit]:
+    """The configured maximum, first; scaled to the share of the bank online (protective)."""
+    limits = [Limit(configured, f"max {kind} current {configured:g} A")]
+    if share < 1.0:
+        reason = f"{share:.0%} of the bank online: {share:.0%} of {configured:g} A"
+        limits.insert(0, Limit(configured * share, reason, Cause.PACK_MISSING))
+    return limits
+
+
+def _bms_limits(agg: Aggregate, kind: Direction, config: Config) -> list[Limit]:
     """The packs' own BMS limit for the bank (capacity share), as a candidate if any."""
-    bms = bms_bank_limit(agg.batteries, attr, "share", block)
+    bms = bms_bank_limit(agg.batteries, kind, "share", config.batteries.block_policy)
     return [] if bms is None else [bms]
 
 
 def _curve_limit(
-    agg: Aggregate, maximum: float, curve: tuple[list[float], list[float]], kind: str
+    agg: Aggregate, maximum: float, curve: tuple[list[float], list[float]], kind: Direction
 ) -> Limit:
     cell = agg.max_cell if kind == "charge" else agg.min_cell
     if cell is None:
@@ -247,22 +302,21 @@ def _curve_limit(
     return Limit(
         maximum * factor,
         f"{which} cell {cell.id} {cell.value:.3f} V: {factor:.0%} of {maximum:g} A",
+        Cause.CURVE if factor < 1.0 else Cause.CONFIGURED,
     )
 
 
-def _temperature_limits(agg: Aggregate, config: Config, kind: str, maximum: float) -> list[Limit]:
+def _temperature_limits(
+    agg: Aggregate, config: Config, kind: Direction, maximum: float
+) -> list[Limit]:
     t = config.temperature
     if not t.enabled or agg.min_temp is None or agg.max_temp is None:
         return []
     limits: list[Limit] = []
     coldest, hottest = agg.min_temp, agg.max_temp
     if kind == "charge" and coldest.value <= t.charge_min:
-        limits.append(
-            Limit(
-                0.0,
-                f"too cold to charge: {coldest.id} {coldest.value:.1f} °C <= {t.charge_min:g} °C",
-            )
-        )
+        reason = f"too cold to charge: {coldest.id} {coldest.value:.1f} °C <= {t.charge_min:g} °C"
+        limits.append(Limit(0.0, reason, Cause.TEMPERATURE))
     temps, factors = (
         (t.charge_temperatures, t.charge_factors)
         if kind == "charge"
@@ -271,91 +325,77 @@ def _temperature_limits(agg: Aggregate, config: Config, kind: str, maximum: floa
     for sensor in (coldest, hottest):
         factor = interpolate(sensor.value, temps, factors)
         if factor < 1.0:
-            limits.append(
-                Limit(
-                    maximum * factor,
-                    f"temperature {sensor.id} {sensor.value:.1f} °C: {factor:.0%} of {maximum:g} A",
-                )
-            )
+            reason = f"temperature {sensor.id} {sensor.value:.1f} °C: {factor:.0%} of {maximum:g} A"
+            limits.append(Limit(maximum * factor, reason, Cause.TEMPERATURE))
     return limits
 
 
-def _feed_in(
-    agg: Aggregate, config: Config, was_off: bool, over_voltage: bool, charge_blocked: bool
-) -> tuple[bool, str]:
-    own = config.control.own
-    if over_voltage:
-        return True, "a cell is at or above the max cell voltage: CVL cut"
-    if charge_blocked:
-        return True, "charging blocked by a BMS"
-    if not was_off:
-        return False, "normal"
-    high = agg.max_cell is not None and agg.max_cell.value >= own.max_cell_voltage
-    spread = agg.cell_diff is not None and agg.cell_diff >= own.cell_diff_goal
-    if high or spread:
-        return True, "waiting for every cell below max and the cell difference below the goal"
-    return False, "cells settled: feed-in restored"
+FLOAT_RAMP_V_PER_CELL_S = 0.001
+"""Pass-through: the drop to the float voltage is ramped at 1 mV per cell and second."""
 
 
-def _no_battery(state: ControllerState, default_cvl: float, low_voltage: float) -> ChargeLimits:
-    cvl = state.last_cvl if state.last_cvl is not None else default_cvl
-    reason = "no valid battery: last CVL kept"
-    return ChargeLimits(
-        cvl=Limit(cvl, reason),
-        ccl=Limit(0.0, "no valid battery online"),
-        dcl=Limit(0.0, "no valid battery online"),
-        mode="No battery",
-        battery_low_voltage=low_voltage,
-        feed_in_off=state.feed_in_off,
-        feed_in_reason="unchanged: no battery data",
-        state=state,
-    )
+def _floating(b: Battery) -> bool:
+    """In float, not in the transition to it (serialbattery's "Float Transition")."""
+    mode = (b.charge_mode or "").lower()
+    return "float" in mode and "transition" not in mode
 
 
-def passthrough_limits(agg: Aggregate, config: Config, state: ControllerState) -> ChargeLimits:
-    """Aggregate the BMSes' own limits; no own curves, no feed-in control."""
+def cell_problem(b: Battery, max_cell_voltage: float) -> bool:
+    """A pack whose BMS lowers its CVL for a cell, not for float (rule 6)."""
+    mode = (b.charge_mode or "").lower()
+    high = b.max_cell is not None and b.max_cell[0] >= max_cell_voltage
+    return high or "ovp" in mode or b.alarms.get("HighCellVoltage", 0) > 0
+
+
+def passthrough_limits(
+    agg: Aggregate, config: Config, state: ControllerState, now: float
+) -> ChargeLimits:
+    """Aggregate the BMSes' own limits; the caps and stops come after, in core.safety."""
     pt = config.control.passthrough
     block = config.batteries.block_policy
     cvls = [(b.bms_cvl, b) for b in agg.batteries if b.bms_cvl is not None]
-    if not agg.online or not cvls:
-        fallback = state.last_cvl if state.last_cvl is not None else 0.0
-        no = _no_battery(state, fallback, 0.0)
-        if agg.online:
-            reason = "no battery publishes a charge voltage: last CVL kept"
-            no = ChargeLimits(
-                Limit(fallback, reason), no.ccl, no.dcl, "Pass-through", None, False, "", state
-            )
-        return no
-    floating = all(b.charge_mode is not None and "float" in b.charge_mode.lower() for _, b in cvls)
-    if pt.cvl == "max_until_all_float" and not floating:
+    floating = bool(cvls) and all(_floating(b) for _, b in cvls)
+    mode = ChargeMode.PASSTHROUGH_FLOAT if floating else ChargeMode.PASSTHROUGH
+    if not cvls:
+        cvl = Limit(0.0, "no battery publishes a charge voltage", Cause.NO_BASIS)
+    elif pt.cvl == "max_until_all_float" and not floating:
         value, b = max(cvls, key=lambda x: x[0])
-        cvl = Limit(value, f"highest BMS CVL ({b.name}) until all batteries are in float")
+        cvl = Limit(
+            value, f"highest BMS CVL ({b.name}) until all batteries are in float", Cause.TARGET
+        )
     else:
         value, b = min(cvls, key=lambda x: x[0])
         why = "all batteries in float" if pt.cvl == "max_until_all_float" else "lowest BMS CVL"
-        cvl = Limit(value, f"{why} ({b.name})")
+        cvl = Limit(value, f"{why} ({b.name})", Cause.TARGET)
+        last, then = state.last_cvl, state.last_time
+        if floating and last is not None and then is not None and last > value:
+            step = FLOAT_RAMP_V_PER_CELL_S * config.batteries.cells_per_battery * (now - then)
+            if last - step > value:
+                cvl = Limit(
+                    last - step, f"ramping down to float ({b.name}: {value:.2f} V)", Cause.TARGET
+                )
     results: list[Limit] = []
-    for attr, cap, flag, kind in (
-        ("bms_ccl", pt.max_charge_current, agg.allow_charge, "charge"),
-        ("bms_dcl", pt.max_discharge_current, agg.allow_discharge, "discharge"),
+    for kind, cap in (
+        ("charge", pt.max_charge_current),
+        ("discharge", pt.max_discharge_current),
     ):
+        direction: Direction = "charge" if kind == "charge" else "discharge"
         candidates: list[Limit] = []
-        bms = bms_bank_limit(agg.batteries, attr, pt.current_policy, block)
-        candidates.append(bms or Limit(0.0, f"no battery publishes a {kind} current limit"))
         if cap is not None:
-            candidates.append(Limit(cap, f"configured max {kind} current"))
-        if flag is False:
-            candidates.append(Limit(0.0, f"{kind} blocked by a BMS"))
-        results.append(_lowest(candidates))
+            candidates.append(Limit(cap, f"configured max {kind} current {cap:g} A"))
+        bms = bms_bank_limit(agg.batteries, direction, pt.current_policy, block)
+        reason = f"no battery publishes a {kind} current limit"
+        candidates.append(bms or Limit(0.0, reason, Cause.NO_BASIS))
+        results.append(lowest(candidates))
     return ChargeLimits(
         cvl=cvl,
         ccl=results[0],
         dcl=results[1],
-        mode="Pass-through (float)" if floating else "Pass-through",
+        mode=mode,
         battery_low_voltage=None,
-        feed_in_off=False,
-        feed_in_reason="pass-through mode: feed-in not managed",
-        state=ControllerState(False, False, cvl.value),
+        feed_in_off=state.feed_in_off,
+        feed_in_reason="",
+        state=state,
     )
 
 

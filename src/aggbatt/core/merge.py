@@ -10,9 +10,14 @@ Rules (field notes §4 names the reference bugs each one avoids):
   time-to-full and time-to-empty;
 * min/max cell voltage and temperature keep their battery: ids are ``"<battery>:<cell>"``
   with unique battery names, so two packs' ``C5`` can never collide;
-* alarms: the highest level any valid battery reports; a missing alarm path is no alarm, and
-  never hides another battery's real one; fewer batteries than expected raise ``BmsCable`` to
-  a warning, none at all raises ``InternalFailure`` to an alarm.
+* flags, alarms and cell extremes come from every pack on the bus, merged or not (rules 2, 3
+  of :mod:`aggbatt.core.safety`): a block of a pack whose other values are None counts, a
+  pack left out keeps its alarms and its cells; only a BMS that is not running (rule 12) has
+  no say in the blocks;
+* alarms: the highest level any pack reports, never lowered; a missing alarm path is no alarm;
+  fewer batteries than expected, or one left out, raise ``BmsCable`` to a warning; a pack with
+  a fault (an implausible value) raises ``InternalFailure`` to a warning; a pack that does not
+  match the configuration, or none at all, raises it to an alarm.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from aggbatt.core.battery import Battery, Invalid
+from aggbatt.core.battery import Battery, Fault, Invalid, Offline
 
 BlockPolicy = Literal["any", "all"]
 DISCHARGE_THRESHOLD_A = 0.5
@@ -73,19 +78,28 @@ class Aggregate:
     allow_balance: bool | None = None
     balancing: bool = False
     alarms: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, tuple[Fault, ...]] = field(default_factory=dict)
+    """Per pack key, the values it published that cannot be trusted (rule 2)."""
+    blocking: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    """Names of the packs whose flag blocks (charge, discharge), merged or not (rule 3)."""
 
     @property
     def online(self) -> bool:
         return bool(self.batteries)
 
     @property
+    def mismatched(self) -> tuple[Invalid, ...]:
+        """Packs on the bus that do not match the configuration (rule 5)."""
+        return tuple(r for r in self.invalid if r.kind is Offline.MISMATCH)
+
+    @property
     def cells_by_battery(self) -> dict[str, tuple[float, ...]]:
         return {b.name: b.cells for b in self.batteries if b.cells}
 
 
-def _pick(batteries: Iterable[Battery], attr: str, lowest: bool) -> CellRef | None:
+def _pick(readings: Iterable[Battery | Invalid], attr: str, lowest: bool) -> CellRef | None:
     best: CellRef | None = None
-    for b in batteries:
+    for b in readings:
         found: tuple[float, str] | None = getattr(b, attr)
         if found is None:
             continue
@@ -110,11 +124,27 @@ def merge(
     batteries = tuple(r for r in readings if isinstance(r, Battery))
     invalid = tuple(r for r in readings if isinstance(r, Invalid))
     missing = max(0, expected - len(readings)) if expected else 0
-    alarms = _alarms(batteries, degraded=bool(invalid or missing))
+    faults = {r.key: r.faults for r in readings if r.faults}
+    alarms = _alarms(readings, batteries, invalid, missing, faults)
+    # rule 3: a flag counts from every pack on the bus, except a BMS that is not running
+    voting = [r for r in readings if isinstance(r, Battery) or r.kind.blocks_count]
+    blocking = (
+        tuple(r.name for r in voting if not r.allow_charge),
+        tuple(r.name for r in voting if not r.allow_discharge),
+    )
+    min_cell = _pick(readings, "min_cell", lowest=True)
+    max_cell = _pick(readings, "max_cell", lowest=False)
+    extremes = {
+        "min_cell": min_cell,
+        "max_cell": max_cell,
+        "cell_diff": (max_cell.value - min_cell.value) if min_cell and max_cell else None,
+    }
     if not batteries:
         return Aggregate(
-            batteries=(), invalid=invalid, missing=missing, alarms=alarms,
-            modules_offline=len(invalid) + missing,
+            batteries=(), invalid=invalid, missing=missing, alarms=alarms, faults=faults,
+            modules_offline=len(invalid) + missing, blocking=blocking,
+            allow_charge=False if blocking[0] else None,
+            allow_discharge=False if blocking[1] else None, **extremes,  # type: ignore[arg-type]
         )  # fmt: skip
 
     voltage = sum(b.voltage for b in batteries) / len(batteries)
@@ -125,11 +155,19 @@ def merge(
         power = sum(b.power for b in batteries)
     installed = sum(b.installed_ah for b in batteries)
     remaining = sum(b.remaining_ah for b in batteries)
-    soc = sum(b.soc * b.installed_ah for b in batteries) / installed
+    with_soc = [b for b in batteries if b.soc is not None]
+    soc_ah = sum(b.installed_ah for b in with_soc)
+    soc = (
+        sum(b.soc * b.installed_ah for b in with_soc if b.soc is not None) / soc_ah
+        if with_soc
+        else None
+    )
     ttg = round(remaining / -current * 3600) if current < -DISCHARGE_THRESHOLD_A else None
-    min_cell = _pick(batteries, "min_cell", lowest=True)
-    max_cell = _pick(batteries, "max_cell", lowest=False)
-    combine = all if block_policy == "any" else any
+    if block_policy == "any":
+        allow_charge, allow_discharge = not blocking[0], not blocking[1]
+    else:  # "all": the bank is blocked only when no pack allows it
+        allow_charge = any(r.allow_charge for r in voting)
+        allow_discharge = any(r.allow_discharge for r in voting)
     return Aggregate(
         batteries=batteries,
         invalid=invalid,
@@ -144,34 +182,41 @@ def merge(
         consumed_ah=min(0.0, sum(b.consumed_ah for b in batteries)),
         time_to_go=ttg,
         temperature=_mean([b.temperature for b in batteries if b.temperature is not None]),
-        min_cell=min_cell,
-        max_cell=max_cell,
         min_temp=_pick(batteries, "min_temp", lowest=True),
         max_temp=_pick(batteries, "max_temp", lowest=False),
         cell_sum=sum(b.cell_sum for b in batteries) / len(batteries),
-        cell_diff=(max_cell.value - min_cell.value) if min_cell and max_cell else None,
         modules_online=sum(b.modules_online for b in batteries),
         modules_offline=sum(b.modules_offline for b in batteries) + len(invalid) + missing,
         blocking_charge=sum(b.blocking_charge for b in batteries),
         blocking_discharge=sum(b.blocking_discharge for b in batteries),
-        allow_charge=combine(b.allow_charge for b in batteries),
-        allow_discharge=combine(b.allow_discharge for b in batteries),
+        allow_charge=allow_charge,
+        allow_discharge=allow_discharge,
         allow_balance=all(b.allow_balance for b in batteries),
         balancing=any(b.balancing for b in batteries),
         alarms=alarms,
+        faults=faults,
+        blocking=blocking,
+        **extremes,  # type: ignore[arg-type]
     )
 
 
-def _alarms(batteries: tuple[Battery, ...], degraded: bool) -> dict[str, int]:
+def _alarms(
+    readings: list[Battery | Invalid],
+    batteries: tuple[Battery, ...],
+    invalid: tuple[Invalid, ...],
+    missing: int,
+    faults: dict[str, tuple[Fault, ...]],
+) -> dict[str, int]:
     alarms: dict[str, int] = {}
-    for b in batteries:
-        for name, level in b.alarms.items():
-            if level > alarms.get(name, 0):
-                alarms[name] = level
-            else:
-                alarms.setdefault(name, level)
-    if degraded:
-        alarms["BmsCable"] = max(alarms.get("BmsCable", 0), 1)
-    if not batteries:
-        alarms["InternalFailure"] = 2
+    for r in readings:  # every pack's alarms, merged or not: never downgraded (rule 3)
+        for name, level in r.alarms.items():
+            alarms[name] = max(level, alarms.get(name, 0))
+    raise_to = alarms.__setitem__
+    if invalid or missing:
+        raise_to("BmsCable", max(alarms.get("BmsCable", 0), 1))
+    failure = 1 if faults else 0
+    if not batteries or any(r.kind is Offline.MISMATCH for r in invalid):
+        failure = 2
+    if failure:
+        raise_to("InternalFailure", max(alarms.get("InternalFailure", 0), failure))
     return alarms

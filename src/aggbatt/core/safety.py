@@ -1,0 +1,315 @@
+"""The safety rules: what keeps the bank protected whatever one pack, one sensor or DVCC do.
+
+aggbatt is the BMS that Venus's DVCC obeys. A limit protects a cell only if DVCC enforces it,
+and a fault of one pack, sensor or setting must never release protection: when in doubt, the
+last safe decision holds. The rules, each enforced in one place (named after it) and each with
+its tests in ``tests/test_safety.py``:
+
+Rule 1. A limit that DVCC would not enforce is not a limit. With ESS DC-coupled PV feed-in on,
+    DVCC maximises every solar charger whatever the CCL. So feed-in is off whenever the CCL is
+    held below what the configuration allows by a protective :class:`~.limits.Cause` (every
+    cause but the configured maximum: temperature, a block, no battery, a pack lost, frozen or
+    mismatched, the charge curve, a pack's own BMS limit or measured current) or the CVL is cut,
+    in both modes. It is restored only once no such cause has been in force for
+    :data:`FEED_IN_RESTORE_AFTER_S` and every cell is below the max with the cell difference
+    below the goal: one switch per episode, never per cycle (each is a flash write).
+    Enforced in :func:`feed_in_decision`.
+Rule 2. One bad value never hides good ones. A missing or implausible value is a fault of its
+    path only: reported (``InternalFailure`` warning; one log line per episode), and taken at
+    the last good value the pack published, so a cell near the top keeps the cut and a dead
+    sensor keeps the temperature limit it had. A pack that leaves the bus keeps its last
+    decision (flags, cells) for ``stale_after``. Enforced in
+    :func:`aggbatt.core.battery.read_battery` and :func:`aggbatt.core.engine.read_all`.
+Rule 3. Honour every block. ``/Io/AllowToCharge 0`` (or discharge) of any pack still on the bus
+    counts, whatever its other values; with ``block_policy = "all"`` the flag, not a 0 A limit,
+    marks a pack that carries nothing. A pack's alarms are never lowered. Enforced in
+    :func:`aggbatt.core.merge.merge` (who blocks) and :func:`enforce` (the 0 A).
+Rule 4. Both sources of a cell extreme count: a pack's summary path and its cells, the worse
+    wins; fewer cell paths than cells is a fault. Enforced in ``read_battery``.
+Rule 5. A pack that does not match the configuration (cell count, or a voltage implausible for
+    the chemistry at that count) is left out of the means, raises ``InternalFailure`` to an
+    alarm and holds the bank's CCL at 0 while it is on the bus; no CVL is computed from its
+    count. Enforced in ``read_battery`` (the check) and :func:`enforce` (the stop).
+Rule 6. The CVL is never above cells x ``max_cell_voltage``, nor above any online pack's own
+    BMS CVL (``control.respect_bms_cvl = false`` opts out of the second), in both modes. With
+    pass-through ``max_until_all_float`` only a pack that is in float for no cell problem may
+    be exceeded; "Float Transition" is not float; the drop to float is ramped. A BMS CVL that
+    is implausible for the chemistry is a fault (rule 2), not a limit. Enforced in
+    :func:`enforce` (the caps) and ``limits.passthrough_limits`` (float and ramp).
+Rule 7. The configuration refuses voltages that do not fit the chemistry, month and balancing
+    voltages above ``max_cell_voltage``, and a balancing that the cut makes unreachable.
+    Enforced in :class:`aggbatt.config.Config`.
+Rule 8. Latches and memory survive data loss and restarts: the discharge latch holds while no
+    cell data are known; the packs and capacities last seen are stored, so a restart with a
+    pack missing still scales the limits. Enforced in ``limits.own_limits`` (latch) and
+    ``engine`` (memory).
+Rule 9. Balancing ends: after ``balancing_max_hours`` at the target without converging, or as
+    long in the holding phase, with a warning; a last balancing in the future is reported and
+    treated as due. Enforced in :func:`aggbatt.core.balancing.step`.
+Rule 10. Frozen means frozen: a pack whose cells and current have not changed for
+    ``frozen_after`` while current flows is stale, whatever else changes; so is one with no
+    change at all for ``stale_after``. The reason text is stable, so the shell logs one line
+    per episode. Enforced in :func:`frozen_reason`.
+Rule 11. Stopping is safe: the user's feed-in value is written back before the service leaves
+    the bus, and a user who re-enables feed-in during an episode is overruled and told so.
+    Enforced in the shell (``aggbatt.feedin``), which only acts on rule 1's decision.
+Rule 12. A BMS that reports itself not running (``/State`` other than 9) with both directions
+    off is not in the bank: not averaged, and its flags do not block the running packs.
+    Enforced in ``read_battery``.
+Rule 13. No limit without a basis: with no valid pack, or no BMS charge voltage in
+    pass-through, the CVL is the last one (else cells x the lowest month voltage) and never
+    0 V, the CCL and DCL are 0; the daemon does not register before the first valid pack.
+    Enforced in :func:`enforce` and the daemon's start.
+Rule 14. The per-pack current loop: each pack's measured current against its own BMS limit
+    (or its capacity share of the bank limit, by a margin); when the most loaded pack would
+    exceed it, the bank limit comes down so that it does not, naming that pack. Enforced in
+    :func:`pack_current_limits`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aggbatt.config import Config
+from aggbatt.core.limits import (
+    Cause,
+    ChargeLimits,
+    ChargeMode,
+    ControllerState,
+    Direction,
+    Limit,
+    allows,
+    bms_limit,
+    cell_problem,
+    lowest,
+)
+from aggbatt.core.merge import Aggregate
+
+FEED_IN_RESTORE_AFTER_S = 600.0
+"""Rule 1: feed-in comes back only after this long without a protective limit."""
+FROZEN_CURRENT_A = 1.0
+"""Rule 10: above this pack current, cells and current must move."""
+PACK_CURRENT_MIN_A = 5.0
+"""Rule 14: below this bank current the packs' measured shares are noise."""
+PACK_SHARE_MARGIN = 0.10
+"""Rule 14: a pack without its own limit may carry 10 % more than its capacity share."""
+URGENT_MARGIN_V = 0.05
+"""A cell within this of the max (or of the min + hysteresis) runs a cycle at once."""
+_URGENT_PREFIXES = ("/Info/Max", "/Io/Allow", "/System/NrOfModulesBlocking", "/State")
+_CELL_PREFIXES = ("/Voltages/Cell", "/System/MaxCellVoltage", "/System/MinCellVoltage")
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """When a pack's values last moved (monotonic), as the shell observed them."""
+
+    last_change: float
+    """Any path."""
+    last_vital_change: float
+    """A cell voltage or the current (:func:`is_vital`)."""
+
+
+def is_vital(path: str) -> bool:
+    """The paths that must move while current flows (rule 10)."""
+    return path == "/Dc/0/Current" or path.startswith("/Voltages/Cell")
+
+
+def frozen_reason(activity: Activity, current: float, now: float, config: Config) -> str | None:
+    """Rule 10: why a pack is stale, in words that stay the same for the whole episode."""
+    b = config.batteries
+    if now - activity.last_change > b.stale_after:
+        return f"frozen: no value changed for over {b.stale_after:g} s"
+    if abs(current) >= FROZEN_CURRENT_A and now - activity.last_vital_change > b.frozen_after:
+        return (
+            f"frozen: cells and current unchanged for over {b.frozen_after:g} s while current flows"
+        )
+    return None
+
+
+def urgent(changes: Mapping[str, Any], limits: ChargeLimits | None, config: Config) -> bool:
+    """Whether a pack's change may alter a decision now; the rest waits for the periodic cycle.
+
+    Urgent: a BMS limit, flag or state; a cell near or over the max, or near the min; anything
+    that is not a number; and every cell change while a cut, block, stop or latch is in force.
+    """
+    own = config.control.own
+    high = own.max_cell_voltage - URGENT_MARGIN_V
+    low = own.min_cell_voltage + own.min_cell_hysteresis + URGENT_MARGIN_V
+    attentive = limits is None or not limits.mode.calm or limits.state.discharge_latched
+    for path, value in changes.items():
+        if path.startswith(_URGENT_PREFIXES):
+            return True
+        if path.startswith(_CELL_PREFIXES):
+            if attentive or not isinstance(value, int | float) or isinstance(value, bool):
+                return True
+            if value >= high or value <= low:
+                return True
+    return False
+
+
+def enforce(
+    raw: ChargeLimits, agg: Aggregate, config: Config, state: ControllerState, now: float
+) -> ChargeLimits:
+    """Rules 1, 3, 5, 6, 13 and 14 on the limits of either mode; the final decision."""
+    no_basis = (
+        [Limit(0.0, "no battery publishes a charge voltage: charging stopped", Cause.NO_BASIS)]
+        if agg.online and raw.cvl.cause is Cause.NO_BASIS
+        else []
+    )
+    ccl = lowest(
+        [
+            *_stops(agg, "charge"),
+            *no_basis,
+            raw.ccl,
+            *pack_current_limits(agg, raw.ccl, "charge", config),
+        ]
+    )
+    dcl = lowest(
+        [
+            *_stops(agg, "discharge"),
+            raw.dcl,
+            *pack_current_limits(agg, raw.dcl, "discharge", config),
+        ]
+    )
+    cvl = _cvl(raw.cvl, agg, config, state)
+    if not agg.online:
+        mode = ChargeMode.NO_BATTERY
+    elif cvl.cause is Cause.CVL_CUT or over_voltage(agg, config):
+        mode = ChargeMode.CVL_CUT
+    elif ccl.cause is Cause.MISMATCH:
+        mode = ChargeMode.MISMATCH
+    elif ccl.cause is Cause.BMS_BLOCK:
+        mode = ChargeMode.CHARGE_BLOCKED
+    else:
+        mode = raw.mode
+    limits = replace(raw, cvl=cvl, ccl=ccl, dcl=dcl, mode=mode)
+    off, reason, clear_since = feed_in_decision(limits, agg, config, state, now)
+    return replace(
+        limits,
+        feed_in_off=off,
+        feed_in_reason=reason,
+        state=replace(
+            raw.state,
+            feed_in_off=off,
+            feed_in_clear_since=clear_since,
+            last_cvl=cvl.value,
+            last_time=now,
+        ),
+    )
+
+
+def over_voltage(agg: Aggregate, config: Config) -> bool:
+    """A cell (of any pack on the bus) at or above ``max_cell_voltage``."""
+    return agg.max_cell is not None and agg.max_cell.value >= config.control.own.max_cell_voltage
+
+
+def _stops(agg: Aggregate, kind: Direction) -> list[Limit]:
+    """The hard stops at 0 A, listed first so that a tie names them (rules 3, 5, 13)."""
+    if not agg.online:
+        return [Limit(0.0, "no valid battery online", Cause.NO_BATTERY)]
+    stops: list[Limit] = []
+    if kind == "charge" and agg.mismatched:
+        names = "; ".join(f"{p.name}: {p.reason}" for p in agg.mismatched)
+        stops.append(Limit(0.0, f"pack does not match the configuration ({names})", Cause.MISMATCH))
+    allowed = agg.allow_charge if kind == "charge" else agg.allow_discharge
+    if allowed is False:
+        names = ", ".join(agg.blocking[0 if kind == "charge" else 1])
+        stops.append(Limit(0.0, f"{kind} blocked by the BMS of {names}", Cause.BMS_BLOCK))
+    elif config_policy_all_with_no_carrier(agg, kind):
+        stops.append(Limit(0.0, f"no pack can carry {kind} current", Cause.BMS_BLOCK))
+    return stops
+
+
+def config_policy_all_with_no_carrier(agg: Aggregate, kind: Direction) -> bool:
+    """Rule 3: a pack carries current only if it allows it and its limit is above 0."""
+    return not any(
+        allows(b, kind) and (bms_limit(b, kind) is None or (bms_limit(b, kind) or 0.0) > 0.0)
+        for b in agg.batteries
+    )
+
+
+def _cvl(raw: Limit, agg: Aggregate, config: Config, state: ControllerState) -> Limit:
+    """Rules 6 and 13: the caps on the CVL, and a CVL with a basis."""
+    own = config.control.own
+    cells = config.batteries.cells_per_battery
+    if not agg.online or raw.cause is Cause.NO_BASIS:
+        if state.last_cvl is not None and state.last_cvl > 0:
+            return Limit(state.last_cvl, "no valid battery data: last CVL kept", Cause.NO_BASIS)
+        fallback = cells * min(own.charge_voltage_per_month)
+        return Limit(fallback, "no valid battery data yet: lowest month voltage", Cause.NO_BASIS)
+    cap = f"{cells} cells x max cell voltage {own.max_cell_voltage:.3f} V"
+    candidates = [raw, Limit(cells * own.max_cell_voltage, cap, Cause.CELL_MAX)]
+    if config.control.respect_bms_cvl:
+        pt = config.control.passthrough
+        exempt_float = config.control.mode == "passthrough" and pt.cvl == "max_until_all_float"
+        for b in agg.batteries:
+            if b.bms_cvl is None:
+                continue
+            if (
+                exempt_float
+                and raw.cause is Cause.TARGET
+                and not cell_problem(b, own.max_cell_voltage)
+            ):
+                continue  # in bulk or float: max_until_all_float may go above a floating pack
+            candidates.append(Limit(b.bms_cvl, f"BMS charge voltage of {b.name}", Cause.BMS_CVL))
+    return lowest(candidates)
+
+
+def pack_current_limits(
+    agg: Aggregate, bank: Limit, kind: Direction, config: Config
+) -> list[Limit]:
+    """Rule 14: the bank limit at which the most loaded pack stays within its own limit.
+
+    A pack that carries the fraction ``f`` of the bank current reaches its BMS limit ``L`` at
+    a bank current of ``L / f``; that is a candidate whenever ``f`` is above its capacity
+    share (at or below it, the capacity-share limit already holds). A pack without a BMS limit
+    may carry its capacity share of the bank limit plus a margin.
+    """
+    sign = 1.0 if kind == "charge" else -1.0
+    flow = sign * sum(b.current for b in agg.batteries)
+    if flow < PACK_CURRENT_MIN_A or len(agg.batteries) < 2:
+        return []
+    capacity = sum(b.installed_ah for b in agg.batteries)
+    respect = config.control.mode == "passthrough" or config.control.own.respect_bms_limits
+    limits: list[Limit] = []
+    for b in agg.batteries:
+        fraction = sign * b.current / flow
+        share = b.installed_ah / capacity
+        own_limit = bms_limit(b, kind) if respect else None
+        why = f"{b.name} carries {fraction:.0%} of the {kind} current (capacity share {share:.0%})"
+        if own_limit is not None and fraction > share:
+            reason = f"{why}: held at its {own_limit:g} A"
+            limits.append(Limit(own_limit / fraction, reason, Cause.PACK_CURRENT))
+        elif own_limit is None and fraction > share * (1.0 + PACK_SHARE_MARGIN):
+            fair = bank.value * share
+            limits.append(
+                Limit(fair / fraction, f"{why}: held at {fair:.0f} A", Cause.PACK_CURRENT)
+            )
+    return limits
+
+
+def feed_in_decision(
+    limits: ChargeLimits, agg: Aggregate, config: Config, state: ControllerState, now: float
+) -> tuple[bool, str, float | None]:
+    """Rule 1: (feed-in off, why, since when no protective limit has been in force)."""
+    own = config.control.own
+    if limits.ccl.cause.protective:
+        return True, f"protective charge limit: {limits.ccl.reason}", None
+    if limits.cvl.cause is Cause.CVL_CUT or over_voltage(agg, config):
+        cell = agg.max_cell.id if agg.max_cell else "?"
+        return True, f"cell {cell} at or above the max cell voltage: CVL cut", None
+    if not state.feed_in_off:
+        return False, "no protective limit in force", None
+    if agg.cell_diff is not None and agg.cell_diff >= own.cell_diff_goal:
+        return True, "waiting for every cell below max and the cell difference below the goal", None
+    since = state.feed_in_clear_since if state.feed_in_clear_since is not None else now
+    if now - since < FEED_IN_RESTORE_AFTER_S:
+        wait = FEED_IN_RESTORE_AFTER_S - (now - since)
+        return (
+            True,
+            f"cells settled; feed-in restored in {wait:.0f} s unless a limit returns",
+            since,
+        )
+    return False, "cells settled and no protective limit for 10 min: feed-in restored", None

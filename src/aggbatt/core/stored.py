@@ -1,0 +1,31 @@
+"""What of the core's state survives a restart (the shell's ``state.py`` only encodes it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aggbatt.core.balancing import Phase
+
+
+@dataclass(frozen=True, slots=True)
+class KnownPack:
+    """A pack seen on the bus: its capacity, and when (Unix time) it was last seen."""
+
+    installed_ah: float
+    last_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    charge_ah: float | None = None
+    installed_ah: float | None = None
+    last_balancing: float | None = None
+    """Unix time of the last completed balancing."""
+    balancing_phase: Phase = "idle"
+    balancing_since: float | None = None
+    """Unix time since which the bank is at the balancing target or holding (rule 9)."""
+    feed_in_original: int | None = None
+    """The user's /Settings/CGwacs/OvervoltageFeedIn while we hold it at 0; None otherwise."""
+    packs: Mapping[str, KnownPack] = field(default_factory=dict)
+    """Packs seen recently, so a restart with one missing still scales the limits (rule 8)."""

@@ -1,0 +1,499 @@
+"""The safety rules of ``core/safety.py``, one block of tests per rule, on the pure core.
+
+Each test drives :func:`run_cycle` as the daemon does (snapshots in, decisions out), so it
+checks the rule where it is enforced and also that nothing before it hides the input.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggbatt.config import Config, ConfigError, validate_config
+from aggbatt.core.engine import CycleResult, EngineState, initial_state, run_cycle
+from aggbatt.core.safety import Activity
+from aggbatt.core.stored import State
+from tests.packs import lynx, pack
+
+WALL = 1_780_000_000.0  # a Unix time in 2026
+BASE = {"batteries": {"expected": 0}, "control": {"own": {"max_charge_current": 100.0}}}
+
+
+def pk(
+    cells: list[float] | None = None, paths: dict[str, Any] | None = None, **kw: Any
+) -> dict[str, Any]:
+    """A serialbattery pack with some paths set (``paths`` keys are D-Bus paths)."""
+    values = pack(cells, **kw)
+    values.update(paths or {})
+    return values
+
+
+def config(**sections: Any) -> Config:
+    data: dict[str, Any] = copy.deepcopy(BASE)
+    for key, value in sections.items():
+        if key == "own":
+            data["control"]["own"].update(value)
+        elif key == "passthrough":
+            data["control"]["mode"] = "passthrough"
+            data["control"]["passthrough"] = value
+        else:
+            data.setdefault(key, {}).update(value)
+    return validate_config(data)
+
+
+CONFIG = config()
+RECENTLY_BALANCED = State(last_balancing=WALL - 3600.0)
+
+
+def cycle(
+    *snaps: dict[str, Any],
+    cfg: Config = CONFIG,
+    state: EngineState | None = None,
+    t: float = 0.0,
+    month: int = 5,
+    activity: dict[str, Activity] | None = None,
+    keys: list[str] | None = None,
+) -> CycleResult:
+    keys = keys or [f"svc{i}" for i in range(len(snaps))]
+    snapshots = dict(zip(keys, snaps, strict=True))
+    names = {k: f"P{int(k[3:]) + 1}" if k.startswith("svc") else k for k in keys}
+    return run_cycle(
+        snapshots,
+        names,
+        cfg,
+        state or initial_state(RECENTLY_BALANCED),
+        now_mono=t,
+        now_wall=WALL + t,
+        month=month,
+        activity=activity,
+    )
+
+
+def run(steps: list[tuple[float, list[dict[str, Any]]]], cfg: Config = CONFIG) -> CycleResult:
+    """Several cycles in a row: (time, snapshots) each; returns the last result."""
+    state: EngineState | None = None
+    result: CycleResult | None = None
+    for t, snaps in steps:
+        result = cycle(*snaps, cfg=cfg, state=state, t=t)
+        state = result.state
+    assert result is not None
+    return result
+
+
+# --- Rule 1: a limit that DVCC would not enforce is not a limit ----------------------------
+
+
+@pytest.mark.parametrize(
+    "why, snapshot",
+    [
+        ("too cold", pack(temperature=-2.0)),
+        ("warm derating", pack(temperature=3.0)),
+        ("BMS block", pk(paths={"/Io/AllowToCharge": 0})),
+        ("curve near the top", pack([3.30] * 15 + [3.38])),
+        ("pack's own BMS limit", pack(ccl=40.0)),
+    ],
+)
+def test_rule1_feed_in_off_for_every_protective_ccl_in_own_mode(
+    why: str, snapshot: dict[str, Any]
+) -> None:
+    result = cycle(snapshot)
+    assert result.limits.ccl.value < 100.0, why
+    assert result.limits.feed_in_off, why
+
+
+def test_rule1_feed_in_stays_on_when_only_the_configured_maximum_limits() -> None:
+    result = cycle(pack(ccl=150.0))
+    assert result.limits.ccl.value == pytest.approx(100.0)
+    assert not result.limits.feed_in_off
+
+
+def test_rule1_a_lost_pack_turns_feed_in_off() -> None:
+    two = [pack(ccl=150.0), pack(ccl=150.0)]
+    result = run([(0.0, two), (1.0, two[:1])])
+    assert result.limits.ccl.value < 100.0
+    assert result.limits.feed_in_off
+
+
+def test_rule1_pass_through_turns_feed_in_off_too() -> None:
+    cfg = config(passthrough={"max_charge_current": 200.0})
+    normal = cycle(pack(ccl=100.0), pack(ccl=100.0), cfg=cfg)
+    assert normal.limits.ccl.value == pytest.approx(200.0)
+    assert not normal.limits.feed_in_off
+    reduced = cycle(pack(ccl=100.0), pack(ccl=20.0), cfg=cfg)
+    assert reduced.limits.ccl.value == pytest.approx(40.0)
+    assert reduced.limits.feed_in_off
+    nothing = cycle(cfg=cfg)
+    assert nothing.limits.ccl.value == 0.0 and nothing.limits.feed_in_off
+
+
+def test_rule1_restored_only_after_the_reason_is_gone_for_the_hold_time() -> None:
+    from aggbatt.core.safety import FEED_IN_RESTORE_AFTER_S
+
+    cold, warm = pack(temperature=-2.0, ccl=150.0), pack(temperature=20.0, ccl=150.0)
+    steps = [(0.0, [cold]), (1.0, [warm])]
+    assert run(steps).limits.feed_in_off  # the reason is gone, but not for long enough
+    steps.append((2.0 + FEED_IN_RESTORE_AFTER_S, [warm]))
+    assert not run(steps).limits.feed_in_off
+
+
+# --- Rule 2: one bad value never hides good ones ---------------------------------------------
+
+
+def test_rule2_a_pack_with_a_hot_sensor_still_contributes_its_cells_and_flags() -> None:
+    bad = pack([3.30] * 15 + [3.50], temperature=200.0)
+    result = cycle(pack(), bad)
+    agg = result.aggregate
+    assert agg.max_cell is not None and agg.max_cell.value == pytest.approx(3.50)
+    assert result.limits.cvl.value < 16 * 3.40  # the cut
+    faults = agg.faults["svc1"]
+    assert any(f.path == "/Dc/0/Temperature" and "200" in f.value for f in faults)
+    assert agg.alarms["InternalFailure"] >= 1
+
+
+def test_rule2_soc_slightly_over_100_or_missing_keeps_the_pack_in_the_bank() -> None:
+    for value in (100.4, None):
+        result = cycle(pack(), pack(soc=value))
+        assert len(result.aggregate.batteries) == 2, value
+        assert any(f.path == "/Soc" for f in result.aggregate.faults["svc1"])
+
+
+def test_rule2_an_unknown_cell_near_the_top_keeps_the_cut() -> None:
+    high = pack([3.30] * 15 + [3.50])
+    lost = dict(high)
+    lost["/Voltages/Cell16"] = None
+    lost["/System/MaxCellVoltage"] = 3.30
+    result = run([(0.0, [high]), (1.0, [lost])])
+    assert result.limits.cvl.value < 16 * 3.40
+    assert result.aggregate.max_cell is not None
+    assert result.aggregate.max_cell.value == pytest.approx(3.50)
+
+
+def test_rule2_an_unknown_temperature_keeps_the_last_temperature_limit() -> None:
+    cold = pack(temperature=-3.0)
+    lost = pack(temperature=None)
+    lost["/System/MinCellTemperature"] = None
+    result = run([(0.0, [cold]), (1.0, [lost])])
+    assert result.limits.ccl.value == 0.0
+    assert "cold" in result.limits.ccl.reason
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    path=st.sampled_from(
+        ["/Soc", "/Dc/0/Temperature", "/Dc/0/Voltage", "/Info/MaxChargeCurrent", "/Voltages/Cell3"]
+    ),
+    bad=st.one_of(
+        st.none(),
+        st.just(math.nan),
+        st.just(math.inf),
+        st.text(max_size=3),
+        st.floats(min_value=1e5, max_value=1e9),
+    ),
+    top=st.floats(min_value=3.51, max_value=3.65),
+)
+def test_rule2_property_a_bad_value_never_releases_the_cut_or_a_block(
+    path: str, bad: Any, top: float
+) -> None:
+    """Any bad value on any one path of a pack that is over the max: the cut and block stay."""
+    good = pk([3.30] * 15 + [top], {"/Io/AllowToCharge": 0})
+    broken = dict(good)
+    broken[path] = bad
+    result = run([(0.0, [pack(), good]), (1.0, [pack(), broken])])
+    assert result.limits.cvl.value < 16 * 3.40
+    assert result.limits.ccl.value == 0.0
+    assert result.limits.feed_in_off
+
+
+# --- Rule 3: honour every block ---------------------------------------------------------------
+
+
+def block_on_disconnect() -> dict[str, Any]:
+    """serialbattery's BLOCK_ON_DISCONNECT: the flags at 0, every other value None."""
+    values: dict[str, Any] = {p: None for p in pack()}
+    values.update({"/Io/AllowToCharge": 0, "/Io/AllowToDischarge": 0, "/State": 9})
+    return values
+
+
+def test_rule3_a_block_counts_whatever_the_other_values() -> None:
+    result = cycle(pack(), block_on_disconnect())
+    assert result.limits.ccl.value == 0.0
+    assert result.limits.dcl.value == 0.0
+    assert result.limits.feed_in_off
+
+
+def test_rule3_policy_all_a_connected_pack_at_0_a_stops_the_bank() -> None:
+    cfg = config(batteries={"block_policy": "all"})
+    at_zero = pack(ccl=0.0)  # allows charging, but its BMS says 0 A: it still takes current
+    assert cycle(pack(), at_zero, cfg=cfg).limits.ccl.value == 0.0
+    disconnected = pk(paths={"/Io/AllowToCharge": 0}, ccl=0.0)  # the flag: its FET is open
+    result = cycle(pack(), disconnected, cfg=cfg)
+    assert result.limits.ccl.value == pytest.approx(100.0)
+
+
+def test_rule3_alarms_of_a_pack_left_out_are_never_downgraded() -> None:
+    broken = block_on_disconnect()
+    broken["/Alarms/BmsCable"] = 2
+    result = cycle(pack(), broken)
+    assert result.aggregate.alarms["BmsCable"] == 2
+
+
+# --- Rule 4: both sources of a cell extreme count ------------------------------------------
+
+
+def test_rule4_the_summary_path_counts_when_it_is_higher_than_the_cells() -> None:
+    values = pack([3.40] * 16)
+    values["/System/MaxCellVoltage"] = 3.50
+    values["/System/MaxVoltageCellId"] = "C7"
+    result = cycle(values)
+    assert result.aggregate.max_cell is not None
+    assert result.aggregate.max_cell.value == pytest.approx(3.50)
+    assert result.limits.cvl.value < 16 * 3.40
+
+
+def test_rule4_the_cells_count_when_the_summary_is_lower() -> None:
+    values = pack([3.30] * 15 + [3.48])
+    values["/System/MinCellVoltage"] = 2.80
+    result = cycle(values)
+    assert result.aggregate.min_cell is not None
+    assert result.aggregate.min_cell.value == pytest.approx(2.80)
+
+
+def test_rule4_fewer_cell_paths_than_the_count_is_reported() -> None:
+    values = pack([3.30] * 16)
+    del values["/Voltages/Cell16"]
+    result = cycle(values)
+    faults = result.aggregate.faults["svc0"]
+    assert any("cell paths" in f.problem for f in faults)
+
+
+# --- Rule 5: a pack that does not match the configuration is refused safely -----------------
+
+
+@pytest.mark.parametrize(
+    "why, snapshot",
+    [("8 cells", pack([3.30] * 8)), ("a 24 V Lynx in a 16 x LFP bank", lynx(voltage=27.0))],
+)
+def test_rule5_a_mismatched_pack_stops_charging_and_is_not_averaged(
+    why: str, snapshot: dict[str, Any]
+) -> None:
+    result = cycle(pack(), snapshot)
+    assert result.limits.ccl.value == 0.0, why
+    assert result.limits.feed_in_off, why
+    assert "P2" in result.limits.ccl.reason
+    agg = result.aggregate
+    assert [b.key for b in agg.batteries] == ["svc0"], why
+    assert agg.voltage == pytest.approx(16 * 3.30)
+    assert agg.alarms["InternalFailure"] == 2
+    assert result.limits.cvl.value == pytest.approx(16 * 3.40)
+
+
+# --- Rule 6: the CVL is never above what a pack's BMS allows --------------------------------
+
+
+def test_rule6_own_cvl_never_above_an_online_packs_bms_cvl() -> None:
+    result = cycle(pack(cvl=53.0), pack(cvl=55.2))
+    assert result.limits.cvl.value == pytest.approx(53.0)
+    assert "P1" in result.limits.cvl.reason
+
+
+def test_rule6_opt_out_of_the_bms_cvl_cap_is_explicit() -> None:
+    cfg = config(control={"respect_bms_cvl": False})
+    assert cycle(pack(cvl=53.0), cfg=cfg).limits.cvl.value == pytest.approx(16 * 3.40)
+
+
+def test_rule6_pass_through_never_above_cells_times_max_cell_voltage() -> None:
+    cfg = config(passthrough={"max_charge_current": 200.0})
+    result = cycle(pack(cvl=58.4), cfg=cfg)  # a SoC-reset voltage of 3.65 V per cell
+    assert result.limits.cvl.value == pytest.approx(16 * 3.50)
+
+
+def test_rule6_implausible_bms_cvl_is_not_passed_through() -> None:
+    cfg = config(passthrough={"max_charge_current": 200.0})
+    result = cycle(pack(cvl=540.0), pack(cvl=54.0), cfg=cfg)
+    assert result.limits.cvl.value == pytest.approx(54.0)
+    assert any(f.path == "/Info/MaxChargeVoltage" for f in result.aggregate.faults["svc0"])
+
+
+def test_rule6_max_until_all_float_a_pack_in_over_voltage_wins() -> None:
+    cfg = config(passthrough={"cvl": "max_until_all_float", "max_charge_current": 200.0})
+    bulk = pk(paths={"/Info/ChargeMode": "Bulk"}, cvl=55.2)
+    ovp = pk(paths={"/Info/ChargeMode": "Bulk (Cell OVP)"}, cvl=54.1)
+    floating = pk(paths={"/Info/ChargeMode": "Float"}, cvl=54.0)
+    assert cycle(bulk, floating, cfg=cfg).limits.cvl.value == pytest.approx(55.2)
+    assert cycle(bulk, ovp, cfg=cfg).limits.cvl.value == pytest.approx(54.1)
+
+
+def test_rule6_float_transition_is_not_float_and_the_drop_to_float_is_ramped() -> None:
+    cfg = config(passthrough={"cvl": "max_until_all_float", "max_charge_current": 200.0})
+    bulk = pk(paths={"/Info/ChargeMode": "Bulk"}, cvl=55.2)
+    transition = pk(paths={"/Info/ChargeMode": "Float Transition"}, cvl=54.6)
+    floating = pk(paths={"/Info/ChargeMode": "Float"}, cvl=54.0)
+    assert cycle(transition, floating, cfg=cfg).limits.cvl.value == pytest.approx(54.6)
+    first = cycle(bulk, floating, cfg=cfg, t=0.0)
+    after = cycle(floating, floating, cfg=cfg, state=first.state, t=10.0)
+    assert 54.0 < after.limits.cvl.value < 55.2  # ramped, not a step
+    later = cycle(floating, floating, cfg=cfg, state=after.state, t=1000.0)
+    assert later.limits.cvl.value == pytest.approx(54.0)
+
+
+# --- Rule 7: validation refuses unsafe configurations ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "own, words",
+    [
+        ({"charge_voltage_per_month": [3.50] * 12}, "charge_voltage_per_month"),
+        ({"balancing_voltage": 3.55}, "balancing_voltage"),
+        ({"balancing_voltage": 3.49}, "can never complete"),
+        ({"max_cell_voltage": 4.1}, "LFP"),
+    ],
+)
+def test_rule7_unsafe_voltages_are_refused_with_key_value_and_fix(
+    own: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        config(own=own)
+    text = str(err.value)
+    assert words in text
+    assert "fix" in text or "lower" in text or "raise" in text
+
+
+def test_rule7_the_shipped_defaults_can_complete_a_balancing_in_every_month() -> None:
+    from aggbatt.core.balancing import GOAL_MARGIN_V
+
+    own = Config().control.own
+    for month_voltage in own.charge_voltage_per_month:
+        target = max(month_voltage, own.balancing_voltage)
+        assert target - GOAL_MARGIN_V + own.cell_diff_goal <= own.max_cell_voltage
+
+
+def test_rule7_lto_voltages_pass_with_the_lto_chemistry() -> None:
+    lto = {
+        "chemistry": "LTO",
+        "charge_voltage_per_month": [2.45] * 12,
+        "balancing_voltage": 2.50,
+        "max_cell_voltage": 2.60,
+        "min_cell_voltage": 1.90,
+    }
+    with pytest.raises(ConfigError):
+        validate_config({"control": {"own": {k: v for k, v in lto.items() if k != "chemistry"}}})
+    cfg = validate_config(
+        {
+            "batteries": {"chemistry": "LTO"},
+            "control": {"own": {k: v for k, v in lto.items() if k != "chemistry"}},
+        }
+    )
+    assert cfg.batteries.chemistry == "LTO"
+
+
+# --- Rule 8: latches and memory survive data loss and restarts ----------------------------------
+
+
+def test_rule8_the_discharge_latch_holds_when_cell_data_disappear() -> None:
+    low = pack([2.85] + [3.20] * 15)
+    no_cells = {k: v for k, v in low.items() if not k.startswith("/Voltages/Cell")}
+    no_cells["/System/MinCellVoltage"] = None
+    no_cells["/System/MaxCellVoltage"] = None
+    result = run([(0.0, [low]), (1.0, [no_cells])])
+    assert result.limits.dcl.value == 0.0
+
+
+def test_rule8_known_packs_survive_a_restart_and_scale_the_limits() -> None:
+    from aggbatt.core.engine import to_state
+
+    two = cycle(pack(ccl=150.0), pack(ccl=150.0))
+    stored = to_state(two.state, None)
+    restarted = cycle(pack(ccl=150.0), state=initial_state(stored))
+    assert restarted.limits.ccl.value == pytest.approx(50.0)
+    assert restarted.limits.feed_in_off
+
+
+# --- Rule 9: balancing ends ---------------------------------------------------------------------
+
+
+def test_rule9_a_balancing_that_does_not_converge_ends_with_a_warning() -> None:
+    cfg = config(own={"balancing_max_hours": 2.0})
+    spread = pack([3.44] * 15 + [3.49])  # at the balancing voltage, 50 mV apart
+    state: EngineState | None = initial_state(State())  # never balanced: due
+    events = []
+    for hour in range(4):
+        result = cycle(spread, cfg=cfg, state=state, t=hour * 3600.0)
+        state = result.state
+        events.append(result.state.balancing.event)
+    assert state is not None and state.balancing.phase == "idle"
+    assert any("did not converge" in e for e in events), events
+
+
+def test_rule9_a_last_balancing_in_the_future_is_reported_and_due() -> None:
+    future = State(last_balancing=WALL + 30 * 86400.0)
+    result = cycle(pack(), state=initial_state(future))
+    assert result.state.balancing.phase == "charging"
+    assert "future" in result.state.balancing.event
+
+
+# --- Rule 10: frozen means frozen --------------------------------------------------------------
+
+
+def test_rule10_cells_and_current_unchanged_while_current_flows_is_frozen() -> None:
+    flowing = pack(current=20.0)
+    fresh = {"svc0": Activity(last_change=99.0, last_vital_change=99.0)}
+    assert len(cycle(flowing, t=100.0, activity=fresh).aggregate.batteries) == 1
+    # something else (a temperature, a counter) keeps changing, the cells and current do not
+    stuck = {"svc0": Activity(last_change=99.0, last_vital_change=0.0)}
+    result = cycle(flowing, t=100.0, activity=stuck)
+    assert result.aggregate.batteries == ()
+    assert "frozen" in result.aggregate.invalid[0].reason
+    # the reason is stable from cycle to cycle: one log line per episode
+    again = cycle(flowing, t=150.0, activity=stuck)
+    assert again.aggregate.invalid[0].reason == result.aggregate.invalid[0].reason
+    idle = {"svc0": Activity(last_change=99.0, last_vital_change=0.0)}
+    assert len(cycle(pack(current=0.0), t=100.0, activity=idle).aggregate.batteries) == 1
+
+
+# --- Rule 12: a pack on the bus is not always in the bank ----------------------------------------
+
+
+def test_rule12_a_bms_that_is_not_running_is_not_averaged_and_does_not_block() -> None:
+    standby = lynx(voltage=50.0, soc=20.0)
+    standby.update({"/State": 14, "/Io/AllowToCharge": 0, "/Io/AllowToDischarge": 0})
+    running = lynx(voltage=52.42, soc=83.51)
+    cfg = config(batteries={"cells_per_battery": 16})
+    result = cycle(running, standby, cfg=cfg)
+    agg = result.aggregate
+    assert [b.key for b in agg.batteries] == ["svc0"]
+    assert agg.voltage == pytest.approx(52.42)
+    assert agg.soc == pytest.approx(83.51)
+    assert "not running" in agg.invalid[0].reason
+    assert result.limits.ccl.value > 0.0
+
+
+# --- Rule 13: no limit without a basis -----------------------------------------------------------
+
+
+def test_rule13_pass_through_never_publishes_a_cvl_of_0_v() -> None:
+    cfg = config(passthrough={"max_charge_current": 200.0})
+    for snaps in ([], [pack(cvl=None)]):
+        result = cycle(*snaps, cfg=cfg)
+        assert result.limits.cvl.value > 0.0
+        assert result.limits.ccl.value == 0.0
+        assert result.limits.feed_in_off
+
+
+# --- Rule 14: per-pack current closed loop ------------------------------------------------------
+
+
+def test_rule14_a_pack_carrying_more_than_its_bms_limit_lowers_the_bank_ccl() -> None:
+    cfg = config(own={"max_charge_current": 300.0})
+    # equal capacity, but pack 2 has half the resistance: it takes 2/3 of the current
+    a = pack(current=40.0, ccl=100.0)
+    b = pack(current=80.0, ccl=100.0)
+    result = cycle(a, b, cfg=cfg)
+    # by capacity 200 A would be allowed; at 2/3 of it pack 2 would carry 133 A > 100 A
+    assert result.limits.ccl.value == pytest.approx(150.0)
+    assert "P2" in result.limits.ccl.reason
+    assert result.limits.feed_in_off
