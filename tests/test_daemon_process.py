@@ -101,19 +101,20 @@ async def test_sigterm_mid_episode_then_restart_restores_feed_in_and_keeps_the_c
         await wait_until(lambda: settings[FEED_IN_PATH] == 0, timeout=10)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
-        await wait_until(lambda: True)
+        # rule 11: the user's value is back before the service left the bus
+        assert settings[FEED_IN_PATH] == 1
         assert await _published(bus_address) is None  # deregistered cleanly
         stored = json.loads((state_dir / "state.json").read_text())
-        assert stored["feed_in_original"] == 1
+        assert stored["feed_in_original"] is None
         assert stored["charge_ah"] == 280.0  # the peak reset the counter to full: saved
-        # the episode ends while the daemon is down; at restart it restores the user's value
-        pack.set_cell_offset(2, 0.0)
+        # the cell is still high at the restart: feed-in goes off again, the value is kept
         proc = await start_daemon_process(bus_address, config, state_dir)
-        await wait_until(lambda: settings[FEED_IN_PATH] == 1, timeout=10)
+        await wait_until(lambda: settings[FEED_IN_PATH] == 0, timeout=10)
         published.clear()
         await poll()
         assert published["/Soc"] == 100.0  # continuous: from the saved counter
-        assert json.loads((state_dir / "state.json").read_text())["feed_in_original"] is None
+        stored = json.loads((state_dir / "state.json").read_text())
+        assert stored["feed_in_original"] == 1
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

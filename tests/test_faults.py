@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggbatt.config import ConfigError, validate_config
+from aggbatt.core.safety import FEED_IN_RESTORE_AFTER_S
 from aggbatt.daemon import Daemon
 from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.sim.battery import SimSerialBattery
@@ -228,11 +229,18 @@ async def test_sigkilled_daemon_keeps_its_counter_within_save_precision(
 
 
 async def test_settings_service_leaving_and_returning(bus_address: str, tmp_path: Path) -> None:
-    config = validate_config({"batteries": {"expected": 1}, "daemon": {"log_period": 0}})
+    config = validate_config(  # 100 A: the pack's own BMS limit is no reduction
+        {
+            "batteries": {"expected": 1},
+            "control": {"own": {"max_charge_current": 100.0}},
+            "daemon": {"log_period": 0},
+        }
+    )
     settings_service = await FakeLocalSettings.start(bus_address, {FEED_IN_PATH: 1})
     pack = SimSerialBattery("ttyUSB0", 1)
     await pack.start(bus_address)
-    daemon = Daemon(config, tmp_path, bus_address)
+    offset = [0.0]
+    daemon = Daemon(config, tmp_path, bus_address, mono_clock=lambda: time.monotonic() + offset[0])
     runner = asyncio.ensure_future(daemon.run())
     await wait_until(lambda: daemon.service is not None and daemon.service.registered)
     await settings_service.close()
@@ -250,6 +258,12 @@ async def test_settings_service_leaving_and_returning(bus_address: str, tmp_path
 
     await wait_until(lambda: feed_in_is(0), timeout=5)
     pack.set_cell_offset(2, 0.0)
+    await asyncio.sleep(0.05)
+    daemon.cycle()
+    offset[0] = FEED_IN_RESTORE_AFTER_S + 1.0  # the hold time of rule 1 passes
+    pack.current_a = 0.5
+    pack.step(1.0)  # fresh values, so the jump does not make the pack look frozen
+    await asyncio.sleep(0.05)
     await wait_until(lambda: feed_in_is(1), timeout=5)
     daemon.stop()
     await runner
@@ -271,8 +285,8 @@ VALID: dict[tuple[str, ...], Any] = {
     ("control", "mode"): st.sampled_from(["own", "passthrough"]),
     ("control", "own", "max_charge_current"): st.floats(0, 10000),
     ("control", "own", "balancing_repetition_days"): st.floats(1, 365),
-    ("control", "own", "charge_voltage_per_month"): st.lists(
-        st.floats(1.5, 4.5), min_size=12, max_size=12
+    ("control", "own", "charge_voltage_per_month"): st.lists(  # LFP, balancing reachable
+        st.floats(2.5, 3.485), min_size=12, max_size=12
     ),
     ("service", "device_instance"): st.integers(0, 999),
     ("daemon", "update_interval"): st.floats(0.1, 60),

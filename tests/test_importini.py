@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from aggbatt.config import Config
+from aggbatt.config import CELL_WINDOWS, Config
 from aggbatt.core.engine import initial_state, run_cycle
 from aggbatt.core.stored import State
 from aggbatt.importini import IniImportError, import_ini
@@ -38,7 +38,9 @@ def reference_own(ini: dict[str, Any], packs: list[list[float]]) -> tuple[float,
     """CVL, CCL, DCL of the reference's own mode for these cells (no balancing due)."""
     cells = ini["cells"]
     vmax, vmin, bal = ini["max"], ini["min"], ini["balancing"]
-    cvl = cells * ini["months"][3]
+    # the one changed meaning: a month voltage the cut would make unreachable for a
+    # balancing (above max - cell_diff_goal + 0.01) is lowered on import (rule 7)
+    cvl = cells * min(ini["months"][3], round(vmax + 0.01 - 0.025, 4))
     if max(max(p) for p in packs) >= vmax:
         cvl = min(cvl, *(sum(p) - sum(v - vmax for v in p if v > vmax) for p in packs))
     charge_v = [vmin, vmin + 0.05, bal - 0.1, bal, vmax]
@@ -51,7 +53,10 @@ def reference_own(ini: dict[str, Any], packs: list[list[float]]) -> tuple[float,
 
 
 def ours(config: Config, packs: list[list[float]]) -> tuple[float, float, float]:
-    snaps = {f"svc{i}": pack(p, ccl=1000.0, dcl=1000.0) for i, p in enumerate(packs)}
+    top = CELL_WINDOWS[config.batteries.chemistry][1]  # a BMS CVL that never caps ours
+    snaps = {
+        f"svc{i}": pack(p, ccl=1000.0, dcl=1000.0, cvl=top * len(p)) for i, p in enumerate(packs)
+    }
     state = initial_state(State(last_balancing=NOW - 3600))  # balancing not due
     result = run_cycle(snaps, {}, config, state, now_mono=1.0, now_wall=NOW, month=4)
     limits = result.limits

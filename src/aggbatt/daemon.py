@@ -6,17 +6,20 @@ One :class:`Daemon` owns a monitor connection (batteries, Multis, MPPTs, shunts,
 the exported service's own connection. It:
 
 1. allocates its VRM DeviceInstance and restores its CustomName through localsettings;
-2. scans the bus, runs a first cycle, and only then claims the service name, so consumers
-   scanning on NameOwnerChanged see a complete battery with a valid CVL;
+2. scans the bus and waits for the first valid pack (rule 13 of :mod:`aggbatt.core.safety`:
+   no limit without a basis), runs a first cycle, and only then claims the service name, so
+   consumers scanning on NameOwnerChanged see a complete battery with a valid CVL;
 3. runs a cycle every ``daemon.update_interval`` seconds, and at once (coalesced into one cycle
-   per event-loop turn) when a battery publishes a new cell voltage, BMS limit or blocking flag;
-4. each cycle: selects the batteries, marks frozen ones (no change for ``stale_after``), reads
-   the Victron current, runs :func:`aggbatt.core.engine.run_cycle`, publishes what changed,
-   acts on the feed-in decision, saves the state when it moved, and logs transitions only.
+   per event-loop turn) when a battery publishes a change the core calls urgent;
+4. each cycle: selects the batteries, passes when their values last moved, reads the Victron
+   current, runs :func:`aggbatt.core.engine.run_cycle`, publishes what changed, acts on the
+   feed-in decision, saves the state when the core says so, and logs transitions only.
 
-Nothing a battery sends can stop it: bad data makes that battery invalid in the core, and a
+The shell decides nothing: urgency, staleness, the save policy and feed-in are core decisions.
+Nothing a battery sends can stop it: bad data is a fault of that value in the core, and a
 failing cycle is logged and the next one runs. With no valid battery the service stays
-registered with the last CVL and CCL = DCL = 0 (the core's rule), so DVCC stops safely.
+registered with the last CVL and CCL = DCL = 0 (the core's rule), so DVCC stops safely. On
+SIGTERM the user's feed-in value is written back before the service leaves the bus (rule 11).
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ from aggbatt.core.battery import Invalid
 from aggbatt.core.engine import (
     CycleResult,
     EngineState,
-    counter_settings,
     initial_state,
     run_cycle,
+    save_due,
     to_state,
 )
+from aggbatt.core.safety import Activity, is_vital, urgent
 from aggbatt.core.selection import measure_current, select_batteries, service_class
+from aggbatt.core.stored import State
 from aggbatt.feedin import FeedInKeeper
 from aggbatt.publish import CELL_FORMAT, FORMATS, cycle_values, static_paths
 from aggbatt.state import load_state, save_state
@@ -53,16 +58,12 @@ from aggbatt.venus.wire import Value
 
 log = logging.getLogger("aggbatt")
 
-LIMIT_PREFIXES = ("/Info/Max", "/Io/Allow", "/System/NrOfModulesBlocking")
-"""A battery's change of a BMS limit or blocking flag runs a cycle at once."""
-CELL_PATHS = ("/Voltages/Cell", "/System/MaxCellVoltage", "/System/MinCellVoltage")
-URGENT_MARGIN_V = 0.05
-"""A cell within this of the max (or of the min + hysteresis) runs a cycle at once."""
-CALM_MODES = ("Bulk", "Balancing", "Pass-through", "Pass-through (float)")
 IDLE_CYCLE_S = 5.0
 """With nothing changed on the bus, the periodic cycle runs only this often (the counter,
 frozen-pack detection and balancing dates need time to pass, not every second)."""
 SETTINGS_TIMEOUT = 5.0
+FIRST_PACK_LOG_S = 30.0
+"""While no valid pack has been read, say so this often."""
 
 
 class Daemon(MonitorListener):
@@ -89,6 +90,10 @@ class Daemon(MonitorListener):
         self.result: CycleResult | None = None
         self.cycles = 0
         self._feed_in_original: int | None = loaded.state.feed_in_original
+        self._saved: State | None = loaded.state if loaded.source == "file" else None
+        self._vital_at: dict[str, float] = {}
+        """Per service, monotonic time of the last change of a cell or the current."""
+        self._last_faults: dict[str, frozenset[str]] = {}
         self._changed_since_cycle = True
         self._last_cycle = -IDLE_CYCLE_S
         self._cycle_requested = False
@@ -129,7 +134,7 @@ class Daemon(MonitorListener):
                 path, value, writable=writable, on_change=self._custom_name if writable else None
             )
         await self.monitor.start()
-        result = self._compute()
+        result = await self._first_valid_cycle()
         for path, value in cycle_values(result, config).items():
             self.service.add_path(
                 path, value, formatter=FORMATS.get(path) or self._cell_format(path)
@@ -143,6 +148,22 @@ class Daemon(MonitorListener):
             "and BMS (docs/install.md)",
             config.service.name, instance, len(result.aggregate.batteries),
         )  # fmt: skip
+
+    async def _first_valid_cycle(self) -> CycleResult:
+        """Rule 13: no service, so no limit, before the first pack has been read in full."""
+        waited = 0.0
+        while True:
+            result = self._compute()
+            if result.aggregate.online or self._stopping.is_set():
+                return result
+            if waited % FIRST_PACK_LOG_S == 0:
+                log.warning(
+                    "no valid pack on the bus yet: not registering until one is read "
+                    "(aggbatt doctor shows what is found)"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 1.0)
+            waited += 1.0
 
     def _cell_format(self, path: str) -> Any:
         return CELL_FORMAT if path.startswith("/Voltages/") else None
@@ -217,53 +238,40 @@ class Daemon(MonitorListener):
         self._stopping.set()
 
     async def close(self) -> None:
-        self._save()
+        saved = self._save()
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 2.0)
+        if self.feed_in is not None:  # rule 11: before the service leaves the bus
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.feed_in.restore("aggbatt stopping"), SETTINGS_TIMEOUT)
         if self.service is not None:
             await self.service.close()
             self.service = None
         if self.monitor is not None:
             await self.monitor.close()
             self.monitor = None
-        log.info("stopped; state saved")
+        log.info("stopped; state %s", "saved" if saved else "NOT saved (see above)")
 
     # --- the cycle --------------------------------------------------------------------------
 
     def values_changed(self, service: RemoteService, changes: dict[str, Value]) -> None:
         self._changed_since_cycle = True
-        if service.service_class == self.config.batteries.service_class and self._urgent(changes):
+        if service.service_class != self.config.batteries.service_class:
+            return
+        if any(is_vital(path) for path in changes):
+            self._vital_at[service.name] = service.last_change
+        limits = self.result.limits if self.result is not None else None
+        if urgent(changes, limits, self.config):
             self.request_cycle()
 
-    def _urgent(self, changes: dict[str, Value]) -> bool:
-        """Whether a change may alter a decision now; the rest waits for the periodic cycle.
-
-        Urgent: a BMS limit or flag; a cell near or over the max, or near the min; anything
-        that is not a number; and every cell change while a cut, block or latch is active.
-        """
-        own = self.config.control.own
-        high = own.max_cell_voltage - URGENT_MARGIN_V
-        low = own.min_cell_voltage + own.min_cell_hysteresis + URGENT_MARGIN_V
-        limits = self.result.limits if self.result is not None else None
-        attentive = (
-            limits is None or limits.mode not in CALM_MODES or limits.state.discharge_latched
-        )
-        for path, value in changes.items():
-            if path.startswith(LIMIT_PREFIXES):
-                return True
-            if path.startswith(CELL_PATHS):
-                if attentive or not isinstance(value, int | float) or isinstance(value, bool):
-                    return True
-                if value >= high or value <= low:
-                    return True
-        return False
-
     def service_added(self, service: RemoteService) -> None:
+        self._vital_at[service.name] = self.mono()
         self._changed_since_cycle = True
         self.request_cycle()
 
     def service_removed(self, service: RemoteService) -> None:
+        self._vital_at.pop(service.name, None)
         self._changed_since_cycle = True
         self.request_cycle()
 
@@ -296,11 +304,10 @@ class Daemon(MonitorListener):
         self._changed_since_cycle, self._last_cycle = False, now_mono
         services = {s.name: s.values for s in self.monitor.services.values()}
         batteries = select_batteries(services, config, config.service.name)
-        excluded = {}
+        activity = {}
         for name in batteries:
-            silent = now_mono - self.monitor.services[name].last_change
-            if silent > config.batteries.stale_after:
-                excluded[name] = f"frozen: no value changed for {silent:.0f} s"
+            last = self.monitor.services[name].last_change
+            activity[name] = Activity(last, self._vital_at.get(name, last))
         measured = measure_current(services, config)
         if measured.problem != self._current_problem:
             if measured.problem:
@@ -312,7 +319,7 @@ class Daemon(MonitorListener):
         result = run_cycle(
             batteries, names, config, self.engine,
             now_mono=now_mono, now_wall=now_wall, month=time.localtime(now_wall).tm_mon,
-            measured_current=measured.value, excluded=excluded,
+            measured_current=measured.value, activity=activity,
         )  # fmt: skip
         self.engine = result.state
         self.result = result
@@ -340,20 +347,21 @@ class Daemon(MonitorListener):
         limits = result.limits
         if self.feed_in is not None and self.feed_in.pending(limits.feed_in_off):
             self._spawn(self.feed_in.apply(limits.feed_in_off, limits.feed_in_reason))
-        counter = result.state.counter
-        settings = counter_settings(self.config)
-        if counter is not None and coulomb.needs_save(counter, settings):
+        if save_due(self.engine, self._saved, self._feed_in_original, self.config):
             self._save()
 
-    def _save(self) -> None:
+    def _save(self) -> bool:
         engine = self.engine
+        state = to_state(engine, self._feed_in_original)
         try:
-            save_state(self.state_dir, to_state(engine, self._feed_in_original))
+            save_state(self.state_dir, state)
         except OSError as exc:
             log.error("could not save the state in %s: %s", self.state_dir, exc)
-            return
+            return False
+        self._saved = state
         if engine.counter is not None:
             self.engine = replace(engine, counter=coulomb.mark_saved(engine.counter))
+        return True
 
     def _persist_feed_in(self, original: int | None) -> None:
         self._feed_in_original = original
@@ -378,14 +386,15 @@ class Daemon(MonitorListener):
         for key in self._last_status.keys() - status.keys():
             log.warning("battery %s left the bus", key)
         self._last_status = status
+        self._log_faults(result)
         limits = result.limits
-        if limits.mode != self._last_mode:
+        if limits.mode.text != self._last_mode:
             log.info(
                 "mode %s: CVL %.2f V (%s), CCL %.1f A (%s), DCL %.1f A (%s)",
-                limits.mode, limits.cvl.value, limits.cvl.reason, limits.ccl.value,
+                limits.mode.text, limits.cvl.value, limits.cvl.reason, limits.ccl.value,
                 limits.ccl.reason, limits.dcl.value, limits.dcl.reason,
             )  # fmt: skip
-            self._last_mode = limits.mode
+            self._last_mode = limits.mode.text
         for event in (
             result.state.balancing.event,
             result.state.counter and result.state.counter.event,
@@ -403,3 +412,16 @@ class Daemon(MonitorListener):
                 "---" if result.soc is None else f"{result.soc:.1f} %",
                 limits.cvl.value, limits.ccl.value, limits.dcl.value,
             )  # fmt: skip
+
+    def _log_faults(self, result: CycleResult) -> None:
+        """Rule 2: one line when a pack starts publishing a bad value, one when it stops."""
+        faults = result.aggregate.faults
+        for key in self._last_faults.keys() | faults.keys():
+            now = {f.path for f in faults.get(key, ())}
+            before = self._last_faults.get(key, frozenset())
+            for fault in faults.get(key, ()):
+                if fault.path not in before:
+                    log.warning("battery %s: %s", key, fault.text)
+            for path in sorted(before - now):
+                log.info("battery %s: %s is plausible again", key, path)
+        self._last_faults = {k: frozenset(f.path for f in v) for k, v in faults.items()}

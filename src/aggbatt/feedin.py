@@ -4,6 +4,11 @@ The user's own value is kept in the state file while we hold feed-in off, so a r
 middle of an episode still restores it (the reference kept it in RAM, field notes §4.11). The
 setting is written only when it differs from the wanted value: no bus or log spam. A bus where
 the setting does not exist (a bare localsettings) is reported once and left alone.
+
+Rule 11 of :mod:`aggbatt.core.safety`: :meth:`FeedInKeeper.restore` writes the user's value
+back when aggbatt stops, before the service leaves the bus; a user who switches feed-in on
+while we hold it off is overruled at once (the limit would not be enforced otherwise) and
+told so in the log, and the value they chose is the one restored at the end of the episode.
 """
 
 from __future__ import annotations
@@ -54,6 +59,15 @@ class FeedInKeeper:
 
     def _changed(self, path: str, value: Value) -> None:
         self.current = value if isinstance(value, int) else None
+        if self._wanted_off and self.current not in (0, None) and not self._lock.locked():
+            log.warning(
+                "%s was set to %s while a protective limit is in force: overruled (DVCC would "
+                "ignore the charge limit); %s is restored when the episode ends",
+                FEED_IN_PATH, value, value,
+            )  # fmt: skip
+            self.original = self.current
+            self._persist(self.original)
+            self._wanted_off = None  # the next cycle writes 0 again
 
     def pending(self, off: bool) -> bool:
         """Whether the decision differs from the one last acted on (checked before any task)."""
@@ -76,6 +90,19 @@ class FeedInKeeper:
                     await self._write(self.original, f"DC-coupled PV feed-in restored: {reason}")
                 self.original = None
                 self._persist(None)
+
+    async def restore(self, reason: str) -> None:
+        """Write the user's value back now (aggbatt is stopping); the state keeps it until
+        the write has succeeded."""
+        if not self.available or self.original is None:
+            return
+        async with self._lock:
+            if self.current != self.original:
+                await self._write(self.original, f"DC-coupled PV feed-in restored: {reason}")
+            if self.current == self.original:
+                self.original = None
+                self._persist(None)
+            self._wanted_off = None
 
     async def _write(self, value: int, message: str) -> None:
         try:

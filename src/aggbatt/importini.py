@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aggbatt.config import Config, validate_config
+from aggbatt.config import CELL_WINDOWS, LFP_MONTHS, Config, OwnControlConfig, validate_config
+from aggbatt.core.balancing import GOAL_MARGIN_V
 
 
 class IniImportError(ValueError):
@@ -170,7 +171,42 @@ def convert(options: dict[str, str]) -> Converted:
     out.set("service", "device_instance", 99, keep)
     new = "new: cell temperature limits CCL/DCL in own mode; false = the reference's behaviour"
     out.set("temperature", "enabled", True, new)
+    _fit_safety_rules(out)
     return out
+
+
+def _fit_safety_rules(out: Converted) -> None:
+    """Rule 7 of core/safety.py on the reference's voltages: the chemistry they imply, and
+    charge voltages lowered to what the cut at MAX_CELL_VOLTAGE lets a balancing reach (the
+    reference accepted higher ones, which its cut then made unreachable)."""
+    own = out.data.setdefault("control.own", {})
+    defaults = OwnControlConfig.model_fields
+    vmax = float(own.get("max_cell_voltage", 3.45))
+    goal = float(own.get("cell_diff_goal", defaults["cell_diff_goal"].default))
+    chemistry = "LTO" if vmax <= CELL_WINDOWS["LTO"][1] else "LFP"
+    if vmax > CELL_WINDOWS["LFP"][1]:
+        chemistry = "NMC"
+    out.set("batteries", "chemistry", chemistry, "from MAX_CELL_VOLTAGE")
+    reach = round(vmax + GOAL_MARGIN_V - goal, 4)
+    months = own.get("charge_voltage_per_month", list(LFP_MONTHS))
+    if "max_cell_voltage" not in own and chemistry == "LFP":
+        own["max_cell_voltage"] = vmax
+    lowered = [min(v, reach) for v in months]
+    if lowered != months:
+        why = (
+            f"lowered to at most {reach} V: with the cut at max_cell_voltage {vmax} V and "
+            f"cell_diff_goal {goal} V a higher charge voltage can never complete a balancing "
+            f"(the reference's values: {months})"
+        )
+        out.set("control.own", "charge_voltage_per_month", lowered, why)
+        out.notes.append(f"CHARGE_VOLTAGE_LIST {why}")
+    balancing = float(own.get("balancing_voltage", 3.40))  # the reference's default
+    if balancing > reach:
+        why = f"lowered from {balancing} to {reach} V for the same reason"
+        out.set("control.own", "balancing_voltage", reach, why)
+        out.notes.append(f"BALANCING_VOLTAGE {why}")
+    else:
+        own["balancing_voltage"] = balancing
 
 
 def _h_count(section: str, key: str, what: str) -> Any:

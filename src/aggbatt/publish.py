@@ -122,7 +122,7 @@ def cycle_values(result: CycleResult, config: Config) -> dict[str, Any]:
         "/Info/MaxChargeCurrent": round(lim.ccl.value, 1),
         "/Info/MaxDischargeCurrent": round(lim.dcl.value, 1),
         "/Info/BatteryLowVoltage": _r(lim.battery_low_voltage, 2),
-        "/Info/ChargeMode": lim.mode,
+        "/Info/ChargeMode": lim.mode.text,
         "/Info/ChargeLimitation": lim.ccl.reason,
         "/Info/DischargeLimitation": lim.dcl.reason,
         "/Info/ChargeVoltageLimitation": lim.cvl.reason,
