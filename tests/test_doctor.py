@@ -95,6 +95,18 @@ def test_current_source_missing_and_other_bms_and_silent_packs() -> None:
     assert "ttyUSB1 published nothing for 3 s" in text
 
 
+def test_a_pack_that_does_not_match_the_config_is_named() -> None:
+    services = {
+        "com.victronenergy.battery.ttyUSB0": {**SERIAL, **pack(), "/Serial": "A"},
+        "com.victronenergy.battery.ttyUSB1": {**SERIAL, **pack([3.3] * 8), "/Serial": "B"},
+    }
+    findings = diagnose(facts(services=services), CONFIG)
+    problem = next(f for f in findings if "does not match" in f.text)
+    assert problem.level == "problem"
+    assert "Pack B" in problem.text and "8 cells" in problem.text
+    assert "cells_per_battery" in problem.fix
+
+
 def test_feed_in_held_by_aggbatt_is_explained() -> None:
     text = render(diagnose(facts(settings={FEED_IN_PATH: 0}, feed_in_held=1), CONFIG))
     assert "held off by aggbatt" in text and "your value 1 is restored" in text

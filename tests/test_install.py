@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -75,3 +76,49 @@ def test_service_scripts_are_executable_and_use_multilog() -> None:
     assert os.access(run, os.X_OK) and os.access(log, os.X_OK)
     assert "exec multilog t s25000 n4 /var/log/aggbatt" in log.read_text()
     assert 'exec "$PY" -m aggbatt run' in run.read_text()
+
+
+async def test_uninstall_restores_feed_in_and_purge_keeps_it_until_then(
+    bus_address: str, tmp_path: Path
+) -> None:
+    """Rule 11 of core/safety.py on the way out: the held value is written back first."""
+    import asyncio
+    import json
+    import sys
+
+    from aggbatt.core.stored import State
+    from aggbatt.feedin import FEED_IN_PATH
+    from aggbatt.sim.localsettings import FakeLocalSettings
+    from aggbatt.state import save_state
+
+    root = tmp_path / "root"
+    app = root / "data" / "apps" / "aggbatt"
+    (app / "venv" / "bin").mkdir(parents=True)
+    python = app / "venv" / "bin" / "python"  # this venv's interpreter, as the app's
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    (app / "src").symlink_to(ROOT_DIR / "src")
+    shutil.copy(ROOT_DIR / "uninstall.sh", app / "uninstall.sh")
+    save_state(app / "state", State(feed_in_original=1))
+
+    async def uninstall() -> tuple[int, str]:
+        env = {**os.environ, "ROOT": str(root), "AGGBATT_BUS": bus_address}
+        proc = await asyncio.create_subprocess_exec(
+            "bash", str(app / "uninstall.sh"), "--purge", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode()
+
+    code, text = await uninstall()  # no localsettings on the bus: the value must survive
+    assert code == 1 and "still holds" in text
+    stored = json.loads((app / "state" / "state.json").read_text())
+    assert stored["feed_in_original"] == 1 and (app / "uninstall.sh").exists()
+    settings = await FakeLocalSettings.start(bus_address, {FEED_IN_PATH: 0})
+    try:
+        code, text = await uninstall()
+        assert code == 0, text
+        assert settings[FEED_IN_PATH] == 1
+        assert not app.exists()
+    finally:
+        await settings.close()

@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--bus", help="system, session or a bus address")
     doctor.add_argument("--watch", type=float, default=3.0, help="seconds to watch the data")
 
+    restore = sub.add_parser(
+        "restore-feed-in",
+        help="write back the DC-coupled feed-in value aggbatt holds off (uninstall does this)",
+    )
+    restore.add_argument("--state-dir", type=Path, required=True, help="aggbatt's state folder")
+    restore.add_argument("--bus", help="system, session or a bus address")
+
     imp = sub.add_parser(
         "import-ini", help="convert a dbus-aggregate-batteries config.ini to TOML (on stdout)"
     )
@@ -100,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "doctor":
         return cmd_doctor(args)
     _logging(args.log_level or "WARNING")
+    if args.command == "restore-feed-in":
+        return cmd_restore_feed_in(args)
     if args.command == "status":
         from aggbatt.status import show_status
 
@@ -158,6 +167,45 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     findings = diagnose(facts, config)
     print(render(findings))
     return 1 if any(f.level == "problem" for f in findings) else 0
+
+
+def cmd_restore_feed_in(args: argparse.Namespace) -> int:
+    """Rule 11 of core/safety.py for uninstall: the state file keeps the user's value until it
+    is written back; exit 1 (value kept) when localsettings cannot take it."""
+    import time
+    from dataclasses import replace
+
+    from aggbatt.feedin import FEED_IN_PATH
+    from aggbatt.state import load_state, save_state
+    from aggbatt.venus import bus as busmod
+    from aggbatt.venus.settings import SettingsClient
+
+    loaded = load_state(args.state_dir, time.time())
+    value = loaded.state.feed_in_original
+    if value is None:
+        print("aggbatt holds no feed-in value: nothing to restore")
+        return 0
+
+    async def write() -> int:
+        bus = await busmod.connect(args.bus)
+        try:
+            return await SettingsClient(bus).set_value(FEED_IN_PATH, value)
+        finally:
+            bus.disconnect()
+
+    try:
+        code = asyncio.run(asyncio.wait_for(write(), 10.0))
+    except (OSError, EOFError, TimeoutError, busmod.BusCallError) as exc:
+        print(
+            f"could not restore {FEED_IN_PATH}={value}: {exc}; kept in the state", file=sys.stderr
+        )
+        return 1
+    if code != 0:
+        print(f"localsettings refused {FEED_IN_PATH}={value} (code {code})", file=sys.stderr)
+        return 1
+    save_state(args.state_dir, replace(loaded.state, feed_in_original=None))
+    print(f"{FEED_IN_PATH} restored to {value}")
+    return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aggbatt.config import Config
+from aggbatt.core.battery import Invalid, Offline
+from aggbatt.core.engine import read_all
 from aggbatt.core.selection import measure_current, select_batteries, service_class
 from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.venus import bus as busmod
@@ -161,6 +163,27 @@ def _sources(facts: Facts, config: Config) -> list[Finding]:
         )
     else:
         out.append(Finding("ok", f"{len(batteries)} batteries found ({found})."))
+    names = {n: v.get(config.batteries.name_path) for n, v in batteries.items()}
+    for reading in read_all(batteries, names, config):
+        if isinstance(reading, Invalid) and reading.kind is Offline.MISMATCH:
+            out.append(
+                Finding(
+                    "problem",
+                    f"Pack {reading.name} does not match the configuration: {reading.reason}. "
+                    "aggbatt holds the bank's charge current at 0 while it is on the bus.",
+                    "Set batteries.cells_per_battery (and batteries.chemistry) to the bank's, "
+                    "or exclude that pack with batteries.exclude.",
+                )
+            )
+        elif isinstance(reading, Invalid) and reading.kind is Offline.NOT_RUNNING:
+            out.append(
+                Finding(
+                    "warning",
+                    f"Pack {reading.name} is on the bus but its BMS is {reading.reason}: it is "
+                    "not part of the bank.",
+                    "Check that BMS (its own display or app).",
+                )
+            )
     measured = measure_current(facts.services, config)
     if measured.problem:
         out.append(
