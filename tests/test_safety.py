@@ -497,3 +497,57 @@ def test_rule14_a_pack_carrying_more_than_its_bms_limit_lowers_the_bank_ccl() ->
     assert result.limits.ccl.value == pytest.approx(150.0)
     assert "P2" in result.limits.ccl.reason
     assert result.limits.feed_in_off
+
+
+# --- properties over generated banks ------------------------------------------------------------
+
+pack_strategy = st.fixed_dictionaries(
+    {
+        "cells": st.lists(st.floats(2.8, 3.7), min_size=16, max_size=16),
+        "ccl": st.one_of(st.none(), st.floats(0.0, 300.0)),
+        "cvl": st.one_of(st.none(), st.floats(50.0, 58.4)),
+        "temperature": st.one_of(st.none(), st.floats(-10.0, 60.0)),
+        "current": st.floats(-100.0, 100.0),
+        "allow": st.booleans(),
+        "installed": st.floats(50.0, 400.0),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    packs=st.lists(pack_strategy, min_size=1, max_size=4),
+    mode=st.sampled_from(["own", "passthrough"]),
+)
+def test_rules_hold_for_any_bank(packs: list[dict[str, Any]], mode: str) -> None:
+    """Rules 1, 3, 6 and 14 on any bank in either mode: the CVL caps, a block is 0 A, a
+    protective CCL turns feed-in off, and no pack is asked for more than its own limit."""
+    cfg = config(passthrough={"max_charge_current": 100.0}) if mode == "passthrough" else CONFIG
+    snaps = [
+        pk(
+            p["cells"],
+            {"/Io/AllowToCharge": int(p["allow"])},
+            ccl=p["ccl"],
+            cvl=p["cvl"],
+            temperature=p["temperature"],
+            current=p["current"],
+            installed=p["installed"],
+        )
+        for p in packs
+    ]
+    result = cycle(*snaps, cfg=cfg)
+    limits, agg = result.limits, result.aggregate
+    own = cfg.control.own
+    assert limits.cvl.value <= 16 * own.max_cell_voltage + 1e-9
+    for b in agg.batteries:
+        if b.bms_cvl is not None and mode == "own":
+            assert limits.cvl.value <= b.bms_cvl + 1e-9
+    if not all(p["allow"] for p in packs):
+        assert limits.ccl.value == 0.0
+    if limits.ccl.value < 100.0 - 1e-9 or (agg.max_cell and agg.max_cell.value >= 3.50):
+        assert limits.feed_in_off
+    flow = sum(b.current for b in agg.batteries)
+    if flow >= 5.0 and len(agg.batteries) > 1:
+        for b in agg.batteries:  # at the published CCL, each pack within its own limit
+            if b.bms_ccl is not None and b.current > 0:
+                assert limits.ccl.value * b.current / flow <= b.bms_ccl + 1e-6

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 ALARMS = (
@@ -226,8 +226,7 @@ class _Reader:
         self.faults.append(Fault(path, shown, problem + action))
 
 
-def _plausible(value: Any, low: float, high: float) -> bool:
-    return type(value) in (float, int) and low <= value <= high
+_ABSENT = object()
 
 
 def _ident(value: Any, fallback: str) -> str:
@@ -243,12 +242,19 @@ def _cells(r: _Reader) -> tuple[float, ...]:
     value is bad is held at its last good value, else left out (its pack's summary path still
     bounds it, rule 4)."""
     cells: list[float] = []
+    values, good = r.values, r.good
+    low, high = CELL_VOLTAGE_RANGE
     for path in _CELL_PATHS:
-        if path not in r.values:
+        v: Any = values.get(path, _ABSENT)
+        if (type(v) is float or type(v) is int) and low <= v <= high:  # the hot path
+            number = good[path] = float(v)
+            cells.append(number)
+            continue
+        if v is _ABSENT:
             break
-        v = r.number(path, *CELL_VOLTAGE_RANGE)
-        if v is not None:
-            cells.append(v)
+        held = r.number(path, low, high)
+        if held is not None:
+            cells.append(held)
     return tuple(cells)
 
 
@@ -292,9 +298,11 @@ def read_battery(
     alarms: dict[str, int] = {}
     for alarm, path in _ALARM_PATHS:
         level: Any = values.get(path)
-        if _plausible(level, *ALARM_RANGE):
+        if level is None:
+            continue
+        if (type(level) is int or type(level) is float) and 0 <= level <= 2:
             alarms[alarm] = int(level)
-        elif level is not None:  # garbage: taken at its worst, an alarm
+        else:  # garbage: taken at its worst, an alarm
             r.fault(path, level, "not an alarm level; taken as 2 (alarm)")
             alarms[alarm] = 2
 
@@ -374,6 +382,11 @@ def read_battery(
     online = r.rule("/System/NrOfModulesOnline")
     offline = r.rule("/System/NrOfModulesOffline")
     mode = values.get("/Info/ChargeMode")
+    bms_cvl = _bms_cvl(r, cells_per_battery, cell_window)
+    bms_ccl = r.rule("/Info/MaxChargeCurrent")
+    bms_dcl = r.rule("/Info/MaxDischargeCurrent")
+    allow_balance = r.rule("/Io/AllowToBalance") != 0
+    balancing = r.rule("/Balancing") == 1
     battery = Battery(
         key=key,
         name=name,
@@ -392,12 +405,12 @@ def read_battery(
         max_temp=max_temp,
         cells=cells,
         cell_count=cell_count,
-        bms_cvl=_bms_cvl(r, cells_per_battery, cell_window),
-        bms_ccl=r.rule("/Info/MaxChargeCurrent"),
-        bms_dcl=r.rule("/Info/MaxDischargeCurrent"),
+        bms_cvl=bms_cvl,
+        bms_ccl=bms_ccl,
+        bms_dcl=bms_dcl,
         allow_charge=allow_charge,
         allow_discharge=allow_discharge,
-        allow_balance=r.rule("/Io/AllowToBalance") != 0,
+        allow_balance=allow_balance,
         modules_online=int(online) if online is not None else 1,
         modules_offline=int(offline) if offline is not None else 0,
         blocking_charge=(
@@ -406,11 +419,12 @@ def read_battery(
         blocking_discharge=(
             int(blocking_discharge) if blocking_discharge is not None else int(not allow_discharge)
         ),
-        balancing=r.rule("/Balancing") == 1,
+        balancing=balancing,
         charge_mode=mode if isinstance(mode, str) else None,
         alarms=alarms,
+        faults=tuple(r.faults),
+        good=r.good,
     )
-    battery = replace(battery, faults=tuple(r.faults), good=r.good)
     return _check_match(battery, cells_per_battery, cell_window)
 
 

@@ -10,7 +10,7 @@ counter), ``now_wall`` (Unix time, for balancing dates) and ``month`` (1..12, lo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from aggbatt.config import CELL_WINDOWS, MEASURED_MARGIN_V, Config
@@ -156,14 +156,14 @@ def _remember(
     now: float,
     stale_after: float,
 ) -> dict[str, PackMemory]:
-    kept = {
-        k: (replace(m, seen=now) if k in on_bus else m)
-        for k, m in memory.items()
-        if k in on_bus or now - m.seen <= stale_after
-    }
-    for r in readings:
-        if isinstance(r, Battery):
-            kept[r.key] = PackMemory(r, now)
+    kept = {r.key: PackMemory(r, now) for r in readings if isinstance(r, Battery)}
+    for k, m in memory.items():
+        if k in kept:
+            continue
+        if k in on_bus:  # on the bus but not usable now: its last good reading stays
+            kept[k] = PackMemory(m.last, now)
+        elif now - m.seen <= stale_after:
+            kept[k] = m
     return kept
 
 
