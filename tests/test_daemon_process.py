@@ -76,7 +76,8 @@ async def test_sigterm_mid_episode_then_restart_restores_feed_in_and_keeps_the_c
 ) -> None:
     config = write_config(
         tmp_path / "c.toml",
-        '[batteries]\nexpected = 1\n[soc]\nown = true\n[daemon]\nlog_level = "INFO"\n',
+        "[batteries]\nexpected = 1\n[soc]\nown = true\n[control.own]\nmax_charge_current = 100.0\n"
+        '[daemon]\nlog_level = "INFO"\n',
     )
     state_dir = tmp_path / "state"
     save_state(state_dir, State(charge_ah=70.0, installed_ah=280.0))  # 25 %, the BMS says 50 %

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import os
 import random
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +34,7 @@ from aggbatt.sim.battery import SimSerialBattery
 from aggbatt.sim.localsettings import FakeLocalSettings
 from aggbatt.state import load_state
 from aggbatt.venus import bus as busmod
+from aggbatt.venus.bus import BUSITEM
 from aggbatt.venus.wire import unwrap
 from tests.conftest import start_daemon_process, wait_until
 
@@ -144,7 +147,8 @@ async def test_garbage_on_every_path(bus_address: str, tmp_path: Path) -> None:
     async def spray(packs: list[SimSerialBattery], duration: float) -> None:
         bad = packs[2]
         assert bad.service is not None
-        paths = [p for p in bad.service.paths() if not p.startswith("/Mgmt")]
+        identity = ("/Mgmt", "/ProductName", "/DeviceInstance", "/Serial", "/CustomName")
+        paths = [p for p in bad.service.paths() if not p.startswith(identity)]
         end = time.monotonic() + duration
         while time.monotonic() < end:
             bad.forced.clear()
@@ -278,7 +282,12 @@ VALID: dict[tuple[str, ...], Any] = {
     ("batteries", "cells_per_battery"): st.integers(1, 64),
     ("batteries", "block_policy"): st.sampled_from(["any", "all"]),
     ("batteries", "stale_after"): st.floats(5, 3600),
-    ("batteries", "include"): st.lists(st.one_of(st.integers(0, 999), st.text(max_size=8))),
+    ("batteries", "include"): st.lists(
+        st.one_of(
+            st.integers(0, 999),
+            st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=8),
+        )
+    ),
     ("current", "source"): st.sampled_from(["bms", "victron", "smartshunt"]),
     ("current", "smartshunts"): st.one_of(st.booleans(), st.lists(st.integers(0, 999))),
     ("soc", "efficiency"): st.floats(0.5, 1.0),
@@ -346,3 +355,193 @@ def test_config_fuzz_invalid_values_are_refused_naming_the_key(
         assert ".".join(path) in str(exc) or ".".join(path[:-1]) + ":" in str(exc), str(exc)
     else:
         raise AssertionError(f"{'.'.join(path)} = {value!r} was accepted")
+
+
+# --- hostile clients (issue: a shell that survives a broken or hostile bus) -------------------
+# Each prints one figure line (pytest -s shows them); docs/benchmarks.md quotes them.
+
+
+async def _bench_daemon(address: str, tmp: Path, **sections: Any) -> tuple[Daemon, Any]:
+    settings_service = await FakeLocalSettings.start(address, {FEED_IN_PATH: 1})
+    data: dict[str, Any] = {"batteries": {"expected": 1}, "daemon": {"log_period": 0}}
+    data.update(sections)
+    daemon = Daemon(validate_config(data), tmp, address)
+    runner = asyncio.ensure_future(daemon.run())
+    await wait_until(lambda: daemon.service is not None and daemon.service.registered)
+    return daemon, (runner, settings_service)
+
+
+async def _end(daemon: Daemon, handles: Any) -> None:
+    runner, settings_service = handles
+    daemon.stop()
+    await asyncio.wait_for(runner, 10)
+    await settings_service.close()
+
+
+async def test_a_flood_from_outside_the_bank_never_drives_the_loop(
+    bus_address: str, tmp_path: Path
+) -> None:
+    """Before: a battery-class service not in the bank caused 750 urgent cycles a second."""
+    pack = SimSerialBattery("ttyUSB0", 1)
+    stranger = SimSerialBattery("ttyUSB9", 9, bms="Other")  # a battery, not a SerialBattery
+    stranger.product_name = "Other BMS"
+    for p in (pack, stranger):
+        await p.start(bus_address)
+    daemon, handles = await _bench_daemon(bus_address, tmp_path)
+    try:
+        before, t0 = daemon.cycles, time.monotonic()
+        for i in range(1500):  # cells far over the max, 750 a second
+            stranger.update({"/Voltages/Cell1": 3.7 + (i % 2) * 0.001})
+            await asyncio.sleep(1 / 750)
+        seconds = time.monotonic() - t0
+        rate = (daemon.cycles - before) / seconds
+        print(f"\nflood of 750 changes/s from outside the bank: {rate:.1f} cycles/s")
+        assert rate <= 2.0  # the periodic cycle only (update_interval 1 s)
+    finally:
+        await _end(daemon, handles)
+        for p in (pack, stranger):
+            await p.stop()
+
+
+async def test_an_urgent_flood_from_a_pack_is_rate_limited(
+    bus_address: str, tmp_path: Path
+) -> None:
+    """A pack whose top cell wobbles at the max 1000 times a second: every change is urgent,
+    but cycles run at most 20 a second (MIN_URGENT_INTERVAL_S)."""
+    from aggbatt.daemon import MIN_URGENT_INTERVAL_S
+
+    pack = SimSerialBattery("ttyUSB0", 1)
+    await pack.start(bus_address)
+    daemon, handles = await _bench_daemon(bus_address, tmp_path)
+    try:
+        before, cpu0, t0 = daemon.cycles, time.process_time(), time.monotonic()
+        for i in range(2000):
+            pack.update({"/Voltages/Cell3": 3.55 + (i % 2) * 0.001})
+            if i % 2:
+                await asyncio.sleep(0.001)
+        await asyncio.sleep(0.1)
+        seconds, cpu = time.monotonic() - t0, time.process_time() - cpu0
+        rate = (daemon.cycles - before) / seconds
+        print(f"\nurgent flood, 2000 changes in {seconds:.1f} s: {rate:.1f} cycles/s, "
+              f"{cpu / seconds:.0%} CPU (flooder included)")  # fmt: skip
+        assert rate <= 1 / MIN_URGENT_INTERVAL_S + 2
+    finally:
+        await _end(daemon, handles)
+        await pack.stop()
+
+
+async def test_more_packs_than_expected_warn_and_never_raise_the_limit(
+    bus_address: str, tmp_path: Path
+) -> None:
+    """Before: a pack beyond `expected` joined silently and raised the bank CCL."""
+    packs = [SimSerialBattery(f"ttyUSB{i}", i + 1) for i in range(2)]
+    for p in packs:
+        await p.start(bus_address)
+    control = {"own": {"max_charge_current": 1000.0}}
+    daemon, handles = await _bench_daemon(bus_address, tmp_path, control=control)
+    try:
+        assert daemon.result is not None
+        agg = daemon.result.aggregate
+        assert agg.extra == 1 and agg.alarms["InternalFailure"] == 1
+        # one expected pack of 100 A: the BMS limits of two would allow 200 A
+        assert daemon.result.limits.ccl.value == pytest.approx(100.0)
+        assert "expected" in daemon.result.limits.ccl.reason
+    finally:
+        await _end(daemon, handles)
+        for p in packs:
+            await p.stop()
+
+
+async def test_a_service_cannot_grow_our_path_table_without_bound(
+    bus_address: str, tmp_path: Path
+) -> None:
+    from aggbatt.venus.client import MAX_PATHS
+
+    pack = SimSerialBattery("ttyUSB0", 1)
+    await pack.start(bus_address)
+    daemon, handles = await _bench_daemon(bus_address, tmp_path)
+    try:
+        from dbus_fast import Message, MessageType, Variant
+
+        assert pack.service is not None
+        for i in range(0, 3 * MAX_PATHS, 500):  # ever new paths, 500 per signal
+            entries = {
+                f"/Junk/{j}": {"Value": Variant("i", j), "Text": Variant("s", str(j))}
+                for j in range(i, i + 500)
+            }
+            pack.service.bus.send(
+                Message(
+                    message_type=MessageType.SIGNAL, path="/", interface=BUSITEM,
+                    member="ItemsChanged", signature="a{sa{sv}}", body=[entries],
+                )
+            )  # fmt: skip
+        await asyncio.sleep(0.5)
+        assert daemon.monitor is not None
+        tracked = daemon.monitor.services[pack.name]
+        assert len(tracked.values) <= MAX_PATHS and tracked.full
+    finally:
+        await _end(daemon, handles)
+        await pack.stop()
+
+
+async def test_malformed_signals_and_failing_saves_are_logged_once_per_episode(
+    bus_address: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: one log line per malformed signal, and per failed save, every cycle."""
+    from dbus_fast import Message, MessageType
+
+    pack = SimSerialBattery("ttyUSB0", 1)
+    await pack.start(bus_address)
+    blocker = tmp_path / "state-is-a-file"
+    blocker.write_text("")
+    daemon, handles = await _bench_daemon(bus_address, blocker / "state")  # cannot be made
+    try:
+        assert pack.service is not None
+        with caplog.at_level(logging.INFO):
+            for _ in range(50):
+                pack.service.bus.send(
+                    Message(
+                        message_type=MessageType.SIGNAL, path="/", interface=BUSITEM,
+                        member="ItemsChanged", signature="s", body=["not a dict"],
+                    )
+                )  # fmt: skip
+                pack.current_a += 1.0
+                pack.step(1.0)
+                await asyncio.sleep(0.01)
+                daemon.cycle()
+                daemon._save()
+        text = caplog.text
+        assert text.count("malformed ItemsChanged") == 1
+        assert text.count("could not save the state") == 1
+    finally:
+        await _end(daemon, handles)
+        await pack.stop()
+
+
+async def test_a_client_cannot_enlarge_or_break_our_replies(
+    bus_address: str, tmp_path: Path
+) -> None:
+    """Before: a 10 kB /CustomName and several GetItems at once made dbus-fast drop our
+    connection; a NUL in a name broke every GetItems."""
+    from dbus_fast import Variant
+
+    pack = SimSerialBattery("ttyUSB0", 1)
+    await pack.start(bus_address)
+    daemon, handles = await _bench_daemon(bus_address, tmp_path)
+    client = await busmod.connect(bus_address)
+    try:
+        service = "com.victronenergy.battery.aggbatt"
+        for bad in ("x" * 10_000, "line\nbreak"):  # (dbus-fast cannot even send a NUL)
+            code = await busmod.call(
+                client, service, "/CustomName", "SetValue", "v", [Variant("s", bad)]
+            )
+            assert code != [0], bad[:10]
+        replies = await asyncio.gather(
+            *(busmod.call(client, service, "/", "GetItems") for _ in range(20))
+        )
+        assert all("/CustomName" in r[0] for r in replies)
+        assert daemon.service is not None and daemon.service.bus.connected
+    finally:
+        client.disconnect()
+        await _end(daemon, handles)
+        await pack.stop()

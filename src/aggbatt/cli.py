@@ -238,22 +238,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aggbatt.daemon import Daemon
     from aggbatt.venus.service import ServiceNameTakenError
 
-    async def main_loop() -> None:
+    async def main_loop() -> int:
         daemon = Daemon(config, args.state_dir, args.bus)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, daemon.stop)
         await daemon.run()
+        return daemon.exit_code
 
     try:
-        asyncio.run(main_loop())
+        code = asyncio.run(main_loop())
     except ServiceNameTakenError as exc:
         logging.getLogger("aggbatt").error("%s", exc)
         return EXIT_RUNTIME
     except (OSError, EOFError) as exc:
         logging.getLogger("aggbatt").error("D-Bus connection failed: %s", exc)
         return EXIT_RUNTIME
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -22,12 +22,17 @@ from pydantic import (
 )
 
 from aggbatt.core.balancing import GOAL_MARGIN_V
+from aggbatt.files import read_bounded
 
 PLAUSIBLE_CELL_V = (1.5, 4.5)
 """Per-cell voltages outside this range fit no lithium chemistry (LTO 1.5..2.9, LFP 2.5..3.65,
 NMC 3.0..4.35): a value outside it is a typo, or a bank voltage where a cell voltage belongs."""
 
 CellVoltage = Annotated[float, Field(ge=PLAUSIBLE_CELL_V[0], le=PLAUSIBLE_CELL_V[1])]
+TEXT_MAX = 64
+Text = Annotated[str, Field(max_length=TEXT_MAX, pattern=r"^[^\x00-\x1f\x7f]*$")]
+"""A name: at most 64 characters, no NUL or other control characters (it ends up in every
+GetItems reply; a NUL there breaks the reply for every client)."""
 Factor = Annotated[float, Field(ge=0.0, le=1.0)]
 
 Chemistry = Literal["LFP", "LTO", "NMC"]
@@ -54,7 +59,9 @@ class ConfigError(ValueError):
 class _Section(BaseModel):
     """Strict: a quoted number or 0/1 for a boolean is a typo in TOML, not something to guess."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 def _strictly_ascending(name: str, values: list[float]) -> list[float]:
@@ -69,9 +76,9 @@ class BatteriesConfig(_Section):
         16, ge=1, le=64, json_schema_extra={"fix": "cells in series in one pack, e.g. 16 or 24"}
     )
     service_class: str = Field("battery", pattern=r"^[a-z0-9_]+$")
-    product_names: list[str] = ["SerialBattery"]
-    include: list[int | str] = []
-    exclude: list[int | str] = []
+    product_names: list[Text] = ["SerialBattery"]
+    include: list[int | Text] = []
+    exclude: list[int | Text] = []
     name_path: str = Field("/Serial", pattern=r"^/[A-Za-z0-9_/]+$")
     stale_after: float = Field(60.0, ge=5.0, le=3600.0)
     frozen_after: float = Field(
@@ -87,8 +94,8 @@ class CurrentConfig(_Section):
     vebus: bool = True
     solar_chargers: bool = True
     expected_solar_chargers: int = Field(0, ge=0, le=64)
-    smartshunts: bool | list[int | str] = False
-    smartshunt_product: str = "SmartShunt"
+    smartshunts: bool | list[int | Text] = False
+    smartshunt_product: Text = "SmartShunt"
     smartshunt_name_path: str = Field("/CustomName", pattern=r"^/[A-Za-z0-9_/]+$")
     invert_smartshunts: bool = False
     ignore_smartshunt_absence: bool = False
@@ -254,8 +261,8 @@ class ServiceConfig(_Section):
     unique_id: str = Field("aggbatt", pattern=r"^[A-Za-z0-9]+$")
     device_instance: int = Field(100, ge=0, le=999)
     product_id: int = Field(0xBA44, ge=0, le=0xFFFF)
-    product_name: str = "aggbatt"
-    custom_name: str = ""
+    product_name: Text = "aggbatt"
+    custom_name: Text = ""
     publish_cell_voltages: bool = False
 
 
@@ -345,7 +352,9 @@ _GENERIC_FIX = {
     "greater_than": "raise it above the minimum",
     "less_than_equal": "lower it to the maximum",
     "less_than": "lower it below the maximum",
-    "string_pattern_mismatch": "use the documented form (see config.toml)",
+    "string_pattern_mismatch": "use the documented form (see config.toml), no control characters",
+    "string_too_long": f"at most {TEXT_MAX} characters",
+    "finite_number": "write a finite number (no nan or inf)",
 }
 
 
@@ -411,11 +420,23 @@ def validate_config(data: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(f"{source} is not valid:\n  " + "\n  ".join(lines)) from None
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def load_config(path: Path) -> Config:
+    """Read and validate a config file; every problem is a one-line ConfigError naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_bounded(path, MAX_CONFIG_BYTES)
     except OSError as exc:
         raise ConfigError(f"cannot read the config {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"cannot read the config {path}: {exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a BOM, as some Windows editors write, is fine
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -53,7 +53,12 @@ from aggbatt.state import load_state, save_state
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.client import Monitor, MonitorListener, RemoteService
 from aggbatt.venus.service import VeService
-from aggbatt.venus.settings import Setting, SettingsClient, instance_setting_path
+from aggbatt.venus.settings import (
+    SETTINGS_SERVICE,
+    Setting,
+    SettingsClient,
+    instance_setting_path,
+)
 from aggbatt.venus.wire import Value
 
 log = logging.getLogger("aggbatt")
@@ -62,6 +67,13 @@ IDLE_CYCLE_S = 5.0
 """With nothing changed on the bus, the periodic cycle runs only this often (the counter,
 frozen-pack detection and balancing dates need time to pass, not every second)."""
 SETTINGS_TIMEOUT = 5.0
+SETTINGS_START_WAIT_S = 2.0
+"""How long the start waits for localsettings before it goes on with the config's instance."""
+MIN_URGENT_INTERVAL_S = 0.05
+"""Urgent cycles run at most 20 times a second, whatever a flood of changes asks for."""
+CUSTOM_NAME_MAX = 64
+EXIT_CONNECTION_LOST = 3
+"""The exit status when a bus connection was lost (daemontools restarts the service)."""
 FIRST_PACK_LOG_S = 30.0
 """While no valid pack has been read, say so this often."""
 
@@ -94,6 +106,14 @@ class Daemon(MonitorListener):
         self._vital_at: dict[str, float] = {}
         """Per service, monotonic time of the last change of a cell or the current."""
         self._last_faults: dict[str, frozenset[str]] = {}
+        self.exit_code = 0
+        self._identity = (config.service.device_instance, config.service.custom_name)
+        """(VRM instance, CustomName): the config's until localsettings grants them."""
+        self._settings_lock = asyncio.Lock()
+        self._instance_watched = False
+        self._bank: set[str] = set()
+        """The services selected as packs in the last cycle: only they drive urgent cycles."""
+        self._save_failing = False
         self._changed_since_cycle = True
         self._last_cycle = -IDLE_CYCLE_S
         self._cycle_requested = False
@@ -120,12 +140,13 @@ class Daemon(MonitorListener):
             clock=self.mono,
         )
         self.settings = SettingsClient(self.monitor.bus)
-        instance, custom_name, instance_granted = await self._from_settings()
-        if instance_granted:
-            instance_path = instance_setting_path(config.service.unique_id)
-            await self.settings.watch(instance_path, self._instance)
         self.feed_in = FeedInKeeper(self.settings, self._feed_in_original, self._persist_feed_in)
-        await self.feed_in.start()
+        # localsettings: waited for briefly, never for long; it may come (back) at any time
+        setup = asyncio.ensure_future(self._settings_up())
+        self._tasks.add(setup)
+        setup.add_done_callback(self._tasks.discard)
+        await asyncio.wait([setup], timeout=SETTINGS_START_WAIT_S)
+        instance, custom_name = self._identity
 
         self.service = VeService(await busmod.connect(self.bus_choice), config.service.name)
         for path, value in static_paths(config, instance, custom_name).items():
@@ -168,6 +189,37 @@ class Daemon(MonitorListener):
     def _cell_format(self, path: str) -> Any:
         return CELL_FORMAT if path.startswith("/Voltages/") else None
 
+    async def _settings_up(self) -> None:
+        """Everything that needs localsettings, whenever it appears (at start, late, or after
+        it restarted): the VRM instance, the CustomName, and feed-in management."""
+        assert self.settings is not None and self.feed_in is not None
+        async with self._settings_lock:
+            instance, name, granted = await self._from_settings()
+            if not granted:
+                return
+            self._identity = (instance, name)
+            if not self._instance_watched:
+                path = instance_setting_path(self.config.service.unique_id)
+                await self.settings.watch(path, self._instance)
+                self._instance_watched = True
+            service = self.service
+            if service is not None and service.registered:
+                if name and service["/CustomName"] != name:
+                    service["/CustomName"] = name
+                self._instance(path="", value=f"battery:{instance}")
+            await self.feed_in.start()
+            self.feed_in.resync()  # the next cycle writes the decision again
+            self.request_cycle()
+
+    def owner_changed(self, name: str, old: str, new: str) -> None:
+        if name != SETTINGS_SERVICE:
+            return
+        if new:
+            log.info("localsettings is on the bus: VRM instance and feed-in management resume")
+            self._spawn(self._settings_up())
+        else:
+            log.warning("localsettings left the bus: feed-in is managed again when it is back")
+
     async def _from_settings(self) -> tuple[int, str, bool]:
         """DeviceInstance and CustomName from localsettings (True), or the config's (False)."""
         s = self.config.service
@@ -200,7 +252,10 @@ class Daemon(MonitorListener):
             self._spawn(service.reregister())
 
     def _custom_name(self, path: str, value: Value) -> bool:
-        if not isinstance(value, str):
+        """A client's SetValue on /CustomName: a name, bounded (it is in every GetItems)."""
+        if not isinstance(value, str) or len(value) > CUSTOM_NAME_MAX:
+            return False
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
             return False
         if self.settings is not None:
             name_path = f"/Settings/Devices/{self.config.service.unique_id}/CustomName"
@@ -215,8 +270,21 @@ class Daemon(MonitorListener):
             log.warning("could not save %s: %s", path, exc)
 
     async def run(self) -> None:
-        """Start, cycle until stop() (SIGTERM), then leave the bus cleanly."""
-        await self.start()
+        """Start, cycle until stop() (SIGTERM), then leave the bus cleanly.
+
+        SIGTERM is honoured at any time, also while the start waits for a pack or a peer.
+        """
+        starting = asyncio.ensure_future(self.start())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+            await self.close()
+            return
+        starting.result()  # a failed start (the name is taken ...) is raised here
         loop = asyncio.get_running_loop()
         interval = self.config.daemon.update_interval
 
@@ -227,9 +295,11 @@ class Daemon(MonitorListener):
                 self._timer = loop.call_later(interval, tick)
 
         self._timer = loop.call_later(interval, tick)
+        watch = asyncio.ensure_future(self._watch_connections())
         try:
             await self._stopping.wait()
         finally:
+            watch.cancel()
             if self._timer is not None:
                 self._timer.cancel()
             await self.close()
@@ -237,28 +307,56 @@ class Daemon(MonitorListener):
     def stop(self) -> None:
         self._stopping.set()
 
+    async def _watch_connections(self) -> None:
+        """A lost bus connection (the dbus-daemon restarted, a peer made dbus-fast drop it) is
+        never survived silently: for Venus a BMS that vanished is "BMS lost". The process ends
+        with a non-zero status, so that daemontools starts it again at once."""
+        roles = {"monitor": self.monitor, "service": self.service}
+        # shielded: cancelling this watch must not cancel dbus-fast's own disconnect future,
+        # which close() still awaits
+        waits = {
+            asyncio.shield(role.bus.wait_for_disconnect()): name  # type: ignore[no-untyped-call]
+            for name, role in roles.items()
+            if role is not None
+        }
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        if self._stopping.is_set():
+            return
+        task = next(iter(done))
+        why = task.exception() if not task.cancelled() else None
+        log.error(
+            "the %s's D-Bus connection is lost (%s): exiting so that daemontools starts aggbatt "
+            "again", waits[task], why or "closed",
+        )  # fmt: skip
+        self.exit_code = EXIT_CONNECTION_LOST
+        self.stop()
+
     async def close(self) -> None:
         saved = self._save()
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 2.0)
-        if self.feed_in is not None:  # rule 11: before the service leaves the bus
+        if self.feed_in is not None and not self.exit_code:  # rule 11: before we leave the bus
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.feed_in.restore("aggbatt stopping"), SETTINGS_TIMEOUT)
-        if self.service is not None:
-            await self.service.close()
-            self.service = None
-        if self.monitor is not None:
-            await self.monitor.close()
-            self.monitor = None
+        for role in (self.service, self.monitor):
+            if role is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(role.close(), SETTINGS_TIMEOUT)
+        self.service = None
+        self.monitor = None
         log.info("stopped; state %s", "saved" if saved else "NOT saved (see above)")
 
     # --- the cycle --------------------------------------------------------------------------
 
     def values_changed(self, service: RemoteService, changes: dict[str, Value]) -> None:
         self._changed_since_cycle = True
-        if service.service_class != self.config.batteries.service_class:
-            return
+        if service.name not in self._bank:
+            return  # a battery that is not in the bank never drives the loop
         if any(is_vital(path) for path in changes):
             self._vital_at[service.name] = service.last_change
         limits = self.result.limits if self.result is not None else None
@@ -280,7 +378,12 @@ class Daemon(MonitorListener):
         if self._cycle_requested or self.service is None or not self.service.registered:
             return
         self._cycle_requested = True
-        asyncio.get_running_loop().call_soon(self._requested_cycle)
+        wait = self._last_cycle + MIN_URGENT_INTERVAL_S - self.mono()
+        loop = asyncio.get_running_loop()
+        if wait > 0:  # a flood of changes runs at most MIN_URGENT_INTERVAL_S apart
+            loop.call_later(wait, self._requested_cycle)
+        else:
+            loop.call_soon(self._requested_cycle)
 
     def _requested_cycle(self) -> None:
         self._cycle_requested = False
@@ -304,6 +407,7 @@ class Daemon(MonitorListener):
         self._changed_since_cycle, self._last_cycle = False, now_mono
         services = {s.name: s.values for s in self.monitor.services.values()}
         batteries = select_batteries(services, config, config.service.name)
+        self._bank = set(batteries)
         activity = {}
         for name in batteries:
             last = self.monitor.services[name].last_change
@@ -356,8 +460,13 @@ class Daemon(MonitorListener):
         try:
             save_state(self.state_dir, state)
         except OSError as exc:
-            log.error("could not save the state in %s: %s", self.state_dir, exc)
+            if not self._save_failing:
+                log.error("could not save the state in %s: %s (said once)", self.state_dir, exc)
+            self._save_failing = True
             return False
+        if self._save_failing:
+            log.info("the state is saved again in %s", self.state_dir)
+        self._save_failing = False
         self._saved = state
         if engine.counter is not None:
             self.engine = replace(engine, counter=coulomb.mark_saved(engine.counter))

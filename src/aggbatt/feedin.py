@@ -42,8 +42,10 @@ class FeedInKeeper:
         self._lock = asyncio.Lock()
         self._wanted_off: bool | None = None
         self._failing = False
+        self._watching = False
 
     async def start(self) -> None:
+        """Read the setting and watch it; called again whenever localsettings (re)appears."""
         try:
             value = await self.settings.get_value(FEED_IN_PATH)
         except BusCallError as exc:
@@ -51,11 +53,19 @@ class FeedInKeeper:
             return
         self.current = value if isinstance(value, int) else None
         self.available = True
-        await self.settings.watch(FEED_IN_PATH, self._changed)
-        if self.original is not None:
-            log.info(
-                "holding feed-in off since before the restart (user's value %s)", self.original
-            )
+        if not self._watching:
+            await self.settings.watch(FEED_IN_PATH, self._changed)
+            self._watching = True
+            if self.original is not None:
+                log.info(
+                    "holding feed-in off since before the restart (user's value %s)",
+                    self.original,
+                )
+
+    def resync(self) -> None:
+        """Forget what was last written: the next decision is written again (localsettings
+        came back, and may hold another value than the one we wrote)."""
+        self._wanted_off = None
 
     def _changed(self, path: str, value: Value) -> None:
         self.current = value if isinstance(value, int) else None

@@ -6,9 +6,10 @@ feed-in setting while we hold feed-in off, and the packs last seen with their ca
 
 Writes are atomic: a temporary file in the same folder, fsync, rename over the old file, fsync
 of the folder. A reader therefore sees the old file or the new one, never a torn one, even on a
-power cut. A file that is missing is reported and replaced by safe defaults; one that is
-corrupt is reported, kept beside as ``state.json.corrupt`` for inspection, and replaced too;
-nothing is replaced silently.
+power cut; a failed write leaves no temporary file behind. A file that is missing is reported
+and replaced by safe defaults; one that is corrupt (not UTF-8, not JSON, a bad field, larger
+than :data:`MAX_BYTES`, or not a regular file at all: a FIFO is never opened) is reported, kept
+beside as ``state.json.corrupt`` for inspection, and replaced too; nothing is replaced silently.
 
 The reference project's files (``storedvalue_charge``/``storedvalue_last_balancing`` or the older
 ``charge``/``last_balancing``) are read once when no state file exists yet.
@@ -27,10 +28,13 @@ from typing import Any
 
 from aggbatt.core.balancing import PHASES
 from aggbatt.core.stored import KnownPack, State
+from aggbatt.files import read_bounded
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+MAX_BYTES = 64 * 1024
+"""A state file is a few hundred bytes; anything larger is not ours."""
 VERSION = 2
 """Version 2 added ``packs`` and ``balancing_since``; a version 1 file is read as is."""
 REFERENCE_FILES = (
@@ -105,7 +109,8 @@ def load_state(folder: Path, now: float) -> Loaded:
     """
     path = folder / STATE_FILE
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = read_bounded(path, MAX_BYTES)
+        return Loaded(parse_state(json.loads(raw.decode("utf-8"))), "file")
     except FileNotFoundError:
         migrated = read_reference_files(folder, now)
         if migrated is not None:
@@ -116,9 +121,7 @@ def load_state(folder: Path, now: float) -> Loaded:
     except OSError as exc:
         log.error("cannot read %s (%s): starting from defaults", path, exc.strerror)
         return Loaded(State(), "defaults (unreadable)", str(exc.strerror))
-    try:
-        return Loaded(parse_state(json.loads(raw)), "file")
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         kept = path.with_name(STATE_FILE + ".corrupt")
         try:
             os.replace(path, kept)
@@ -140,11 +143,15 @@ def save_state(folder: Path, state: State) -> None:
     payload = json.dumps({"version": VERSION, **fields}, indent=1, sort_keys=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, payload.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.write(fd, payload.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a 0-byte file behind
+        raise
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

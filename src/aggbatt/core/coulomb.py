@@ -48,13 +48,27 @@ class Counter:
 def start_counter(
     installed_ah: float, stored_ah: float | None, stored_installed_ah: float | None, bms_soc: float
 ) -> Counter:
-    """A counter from the stored charge (scaled to today's capacity), else from the BMS SoC."""
-    if stored_ah is not None and stored_installed_ah and installed_ah > 0:
-        charge = min(max(stored_ah * installed_ah / stored_installed_ah, 0.0), installed_ah)
-        return Counter(charge, installed_ah, saved_ah=charge, event="restored")
+    """A counter from the stored charge (scaled to today's capacity), else from the BMS SoC.
+
+    Its ``event`` says how it started, for the one log line at every start. A stored charge
+    without a stored capacity (the reference's files, an import) is taken against today's
+    capacity: it is the same bank's count, and the BMS SoC is what it was meant to replace.
+    """
+    if stored_ah is not None and installed_ah > 0:
+        if stored_installed_ah:
+            charge = min(max(stored_ah * installed_ah / stored_installed_ah, 0.0), installed_ah)
+            event = f"counter restored from the state file: {charge:.1f} of {installed_ah:.1f} Ah"
+            return Counter(charge, installed_ah, saved_ah=charge, event=event)
+        charge = min(max(stored_ah, 0.0), installed_ah)
+        event = (
+            f"counter restored from a migrated charge of {stored_ah:.1f} Ah (no capacity was "
+            f"stored: taken against today's {installed_ah:.1f} Ah)"
+        )
+        return Counter(charge, installed_ah, saved_ah=None, event=event)
     charge = min(max(bms_soc / 100.0 * installed_ah, 0.0), installed_ah)
     # not on disk yet: saved at the first cycle, so a restart cannot fall back to the BMS SoC
-    return Counter(charge, installed_ah, saved_ah=None, event="started from the BMS SoC")
+    event = f"counter started from the BMS SoC {bms_soc:.1f} %: the state holds no charge"
+    return Counter(charge, installed_ah, saved_ah=None, event=event)
 
 
 def step(

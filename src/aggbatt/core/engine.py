@@ -10,7 +10,7 @@ counter), ``now_wall`` (Unix time, for balancing dates) and ``month`` (1..12, lo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aggbatt.config import CELL_WINDOWS, MEASURED_MARGIN_V, Config
@@ -199,10 +199,12 @@ def run_cycle(
     counter = state.counter
     soc, remaining = agg.soc, (agg.remaining_ah if agg.online else None)
     if config.soc.own and agg.online and agg.current is not None:
+        started = ""
         if counter is None and agg.soc is not None:
             counter = coulomb.start_counter(
                 agg.installed_ah, state.stored_charge_ah, state.stored_installed_ah, agg.soc
             )
+            started = counter.event  # how it started: logged once, whatever the step says
         if counter is not None:
             counter = coulomb.step(
                 counter,
@@ -213,6 +215,8 @@ def run_cycle(
                 agg.min_cell.value if agg.min_cell else None,
                 counter_settings(config),
             )
+            if started:
+                counter = replace(counter, event=f"{started}; {counter.event}".rstrip("; "))
             soc, remaining = counter.soc, counter.charge_ah
 
     balancing = state.balancing

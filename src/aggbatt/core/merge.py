@@ -52,6 +52,8 @@ class Aggregate:
     invalid: tuple[Invalid, ...] = ()
     missing: int = 0
     """Batteries expected but not on the bus."""
+    extra: int = 0
+    """Batteries in the bank beyond ``expected`` (rule 5: limits as for the expected bank)."""
     voltage: float | None = None
     current: float | None = None
     power: float | None = None
@@ -124,8 +126,11 @@ def merge(
     batteries = tuple(r for r in readings if isinstance(r, Battery))
     invalid = tuple(r for r in readings if isinstance(r, Invalid))
     missing = max(0, expected - len(readings)) if expected else 0
+    extra = max(0, len(batteries) - expected) if expected else 0
     faults = {r.key: r.faults for r in readings if r.faults}
     alarms = _alarms(readings, batteries, invalid, missing, faults)
+    if extra:
+        alarms["InternalFailure"] = max(alarms.get("InternalFailure", 0), 1)
     # rule 3: a flag counts from every pack on the bus, except a BMS that is not running
     voting = [r for r in readings if isinstance(r, Battery) or r.kind.blocks_count]
     blocking = (
@@ -196,6 +201,7 @@ def merge(
         alarms=alarms,
         faults=faults,
         blocking=blocking,
+        extra=extra,
         **extremes,  # type: ignore[arg-type]
     )
 

@@ -29,7 +29,8 @@ Rule 4. Both sources of a cell extreme count: a pack's summary path and its cell
 Rule 5. A pack that does not match the configuration (cell count, or a voltage implausible for
     the chemistry at that count) is left out of the means, raises ``InternalFailure`` to an
     alarm and holds the bank's CCL at 0 while it is on the bus; no CVL is computed from its
-    count. Enforced in ``read_battery`` (the check) and :func:`enforce` (the stop).
+    count. More packs than ``batteries.expected`` raise a warning and the limits stay those of
+    the expected bank. Enforced in ``read_battery`` (the check) and :func:`enforce` (the stop).
 Rule 6. The CVL is never above cells x ``max_cell_voltage``, nor above any online pack's own
     BMS CVL (``control.respect_bms_cvl = false`` opts out of the second), in both modes. With
     pass-through ``max_until_all_float`` only a pack that is in float for no cell problem may
@@ -163,6 +164,7 @@ def enforce(
             *_stops(agg, "charge"),
             *no_basis,
             raw.ccl,
+            *_expected_bank(agg, raw.ccl, "charge"),
             *pack_current_limits(agg, raw.ccl, "charge", config),
         ]
     )
@@ -170,6 +172,7 @@ def enforce(
         [
             *_stops(agg, "discharge"),
             raw.dcl,
+            *_expected_bank(agg, raw.dcl, "discharge"),
             *pack_current_limits(agg, raw.dcl, "discharge", config),
         ]
     )
@@ -178,7 +181,7 @@ def enforce(
         mode = ChargeMode.NO_BATTERY
     elif cvl.cause is Cause.CVL_CUT or over_voltage(agg, config):
         mode = ChargeMode.CVL_CUT
-    elif ccl.cause is Cause.MISMATCH:
+    elif ccl.cause is Cause.MISMATCH and ccl.value == 0.0:
         mode = ChargeMode.MISMATCH
     elif ccl.cause is Cause.BMS_BLOCK:
         mode = ChargeMode.CHARGE_BLOCKED
@@ -203,6 +206,16 @@ def enforce(
 def over_voltage(agg: Aggregate, config: Config) -> bool:
     """A cell (of any pack on the bus) at or above ``max_cell_voltage``."""
     return agg.max_cell is not None and agg.max_cell.value >= config.control.own.max_cell_voltage
+
+
+def _expected_bank(agg: Aggregate, limit: Limit, kind: Direction) -> list[Limit]:
+    """Rule 5: more packs than expected never raise the limits above the expected bank's."""
+    if not agg.extra:
+        return []
+    n = len(agg.batteries)
+    expected = n - agg.extra
+    reason = f"{n} packs on the bus, {expected} expected: {kind} limit as for {expected}"
+    return [Limit(limit.value * expected / n, reason, Cause.MISMATCH)]
 
 
 def _stops(agg: Aggregate, kind: Direction) -> list[Limit]:

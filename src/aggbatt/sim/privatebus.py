@@ -56,6 +56,25 @@ class PrivateBus:
         socket = Path(self._dir) / "bus"
         config = Path(self._dir) / "bus.conf"
         config.write_text(_CONFIG.format(socket=socket))
+        return self._launch(daemon, config)
+
+    @property
+    def socket_address(self) -> str:
+        """The address without the daemon's guid: it stays valid across :meth:`restart`."""
+        assert self._dir is not None
+        return f"unix:path={Path(self._dir) / 'bus'}"
+
+    def restart(self) -> str:
+        """Stop the dbus-daemon and start a new one on the same socket, as after a crash of
+        the system bus: every connection to the old one is lost."""
+        assert self._dir is not None and self._proc is not None
+        self._terminate()
+        (Path(self._dir) / "bus").unlink(missing_ok=True)
+        daemon = shutil.which("dbus-daemon")
+        assert daemon is not None
+        return self._launch(daemon, Path(self._dir) / "bus.conf")
+
+    def _launch(self, daemon: str, config: Path) -> str:
         self._proc = subprocess.Popen(
             [daemon, f"--config-file={config}", "--nofork", "--print-address=1"],
             stdout=subprocess.PIPE,
@@ -75,6 +94,12 @@ class PrivateBus:
         os.environ["DBUS_SESSION_BUS_ADDRESS"] = self.address
 
     def stop(self) -> None:
+        self._terminate()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def _terminate(self) -> None:
         if self._proc is not None:
             self._proc.terminate()
             try:
@@ -86,9 +111,6 @@ class PrivateBus:
                 if stream is not None:
                     stream.close()
             self._proc = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
 
     def __enter__(self) -> PrivateBus:
         self.start()

@@ -9,10 +9,18 @@ service it wants (a predicate on the well-known name), it:
 1. records the service under its owner's unique name, the key every signal carries;
 2. adds match rules for that sender's ``ItemsChanged`` (on ``/``) and ``PropertiesChanged``
    (any path) *before* scanning, so no update is lost between scan and subscription;
-3. scans with ``GetItems``; when that fails, the legacy way: ``GetValue`` on ``/`` (relative
-   keys), then per-path ``GetValue`` for the paths the caller named for that service class;
+3. scans with ``GetItems``; when the service has no such method, the legacy way: ``GetValue``
+   on ``/`` (relative keys), then per-path ``GetValue`` for the paths the caller named for
+   that service class. A scan that times out is never half-trusted: the service is not
+   tracked, and the scan is tried again later (:data:`RETRY_S`), so a slow pack is never merged
+   without, say, its capacity or its BMS limit;
 4. merges the scan under any value that arrived by signal meanwhile (the signal is newer);
 5. skips services without a valid ``/DeviceInstance``, as velib's DbusMonitor does.
+
+Scans run in the background, each with a short timeout (:data:`SCAN_TIMEOUT`): :meth:`Monitor.start`
+waits for them at most :data:`START_WAIT_S`, so one hung peer never delays the caller. A service
+can add at most :data:`MAX_PATHS` paths; a malformed signal is logged once per sender and
+episode.
 
 After that the snapshot ``{path: value}`` is kept current from signals only; nothing polls. Each
 value carries the monotonic time it last changed, so the core can tell a frozen battery from a
@@ -41,6 +49,17 @@ from aggbatt.venus.wire import Value, same_value, unwrap, wrap
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+SCAN_TIMEOUT = 3.0
+"""Seconds a scan call may take; a pack answers GetItems in milliseconds."""
+START_WAIT_S = 2.0
+"""How long :meth:`Monitor.start` waits for the first scans; the rest go on in the background."""
+RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+"""Delays before a timed-out scan is tried again (the last one repeats)."""
+MALFORMED_QUIET_S = 60.0
+"""A sender's malformed signals are one episode until it has sent none for this long."""
+MAX_PATHS = 2000
+"""Paths one service may publish; serialbattery publishes about 200."""
+_NOT_ANSWERING = {"timeout", "no-reply", "disconnected"}
 
 
 @dataclass(eq=False)
@@ -57,6 +76,8 @@ class RemoteService:
     last_change: float = 0.0
     """Monotonic time at which any value last changed (max of ``changed_at``, kept as it moves)."""
     ready: bool = False
+    full: bool = False
+    """True once it reached :data:`MAX_PATHS` (new paths are ignored, said once)."""
     _seen_in_scan: set[str] | None = field(default_factory=set, repr=False)
 
     @property
@@ -81,7 +102,15 @@ class RemoteService:
         changed: dict[str, Value] = {}
         values = self.values
         for path, value in changes.items():
-            if path in values and same_value(values[path], value):
+            if path in values:
+                if same_value(values[path], value):
+                    continue
+            elif len(values) >= MAX_PATHS:
+                if not self.full:
+                    log.warning(
+                        "%s publishes over %d paths: new ones ignored", self.name, MAX_PATHS
+                    )
+                self.full = True
                 continue
             values[path] = value
             self.changed_at[path] = now
@@ -114,6 +143,9 @@ class MonitorListener:
     def values_changed(self, service: RemoteService, changes: dict[str, Value]) -> None:
         """A tracked service published new values (only the ones that changed)."""
 
+    def owner_changed(self, name: str, old: str, new: str) -> None:
+        """Any com.victronenergy name changed owner (wanted or not): "" = none."""
+
 
 def victron_services(name: str) -> bool:
     return name.startswith(VICTRON_PREFIX)
@@ -144,6 +176,8 @@ class Monitor:
         self._pending: dict[str, RemoteService] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
+        self._malformed: dict[str, float] = {}
+        """Senders in an episode of malformed signals: when they sent the last one."""
 
     @classmethod
     async def connect(cls, bus_choice: str | None = None, **options: Any) -> Monitor:
@@ -169,9 +203,16 @@ class Monitor:
         self._started = True
         names = [n for n in await busmod.list_names(self.bus) if self._wanted(n)]
         owners = await asyncio.gather(*(busmod.get_name_owner(self.bus, n) for n in names))
-        await asyncio.gather(
-            *(self._add(name, owner) for name, owner in zip(names, owners, strict=True) if owner)
-        )
+        scans = [
+            asyncio.ensure_future(self._add(name, owner))
+            for name, owner in zip(names, owners, strict=True)
+            if owner
+        ]
+        for task in scans:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if scans:  # a hung peer goes on in the background; it never holds up the caller
+            await asyncio.wait(scans, timeout=START_WAIT_S)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -210,6 +251,7 @@ class Monitor:
                 self._on_update(services, msg)
         elif member == "NameOwnerChanged" and msg.sender == DBUS_NAME:
             name, old, new = msg.body
+            self.listener.owner_changed(name, old, new)
             if self._wanted(name):
                 self._spawn(self._owner_changed(name, old, new))
 
@@ -229,9 +271,16 @@ class Monitor:
                     return
                 changes = {msg.path or "/": unwrap(entry["Value"])}
         except (IndexError, AttributeError, TypeError, KeyError):
-            log.warning("malformed %s from %s ignored", msg.member, msg.sender)
+            sender = msg.sender or ""
+            if sender not in self._malformed:
+                log.warning("malformed %s from %s ignored (said once)", msg.member, sender)
+            self._malformed[sender] = self._clock()
             return
         now = self._clock()
+        quiet_since = self._malformed.get(msg.sender or "") if self._malformed else None
+        if quiet_since is not None and now - quiet_since > MALFORMED_QUIET_S:
+            del self._malformed[msg.sender or ""]
+            log.info("signals from %s are well-formed again", msg.sender)
         for service in services:
             changed = service.apply(changes, now)
             if changed and service.ready:
@@ -251,7 +300,7 @@ class Monitor:
 
     # --- scanning ---------------------------------------------------------------------------
 
-    async def _add(self, name: str, owner: str) -> None:
+    async def _add(self, name: str, owner: str, attempt: int = 0) -> None:
         service = RemoteService(name, owner)
         self._pending[name] = service
         first_of_owner = owner not in self._by_owner
@@ -262,6 +311,14 @@ class Monitor:
                     await busmod.add_match(self.bus, rule)
             scanned = await self._scan(service)
         except BusCallError as exc:
+            if exc.error_name in _NOT_ANSWERING and self.bus.connected:
+                delay = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+                log.warning(
+                    "%s did not answer its scan (%s); trying again in %g s", name, exc, delay
+                )
+                self._drop(service, tell=False)
+                self._spawn(self._retry(name, owner, attempt + 1, delay))
+                return
             log.info("could not scan %s (%s); it is not tracked", name, exc)
             scanned = None
         if self._pending.get(name) is not service:
@@ -281,30 +338,39 @@ class Monitor:
         log.debug("tracking %s (%s, %d paths)", name, owner, len(service.values))
         self.listener.service_added(service)
 
+    async def _retry(self, name: str, owner: str, attempt: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if name in self.services or name in self._pending or not self.bus.connected:
+            return  # tracked meanwhile (a new owner), or we are closing
+        if await busmod.get_name_owner(self.bus, name) == owner:
+            await self._add(name, owner, attempt)
+
     async def _scan(self, service: RemoteService) -> dict[str, Value]:
+        """Every value of the service; BusCallError when it does not answer in time (then it
+        is scanned again later, never merged from part of a scan)."""
         owner = service.owner
-        try:
-            body = await busmod.call(self.bus, owner, "/", "GetItems")
+
+        async def ask(path: str, member: str) -> list[Any]:
+            try:
+                return await busmod.call(self.bus, owner, path, member, timeout=SCAN_TIMEOUT)
+            except BusCallError as exc:
+                if exc.error_name in _NOT_ANSWERING:
+                    raise
+                return []
+
+        body = await ask("/", "GetItems")
+        if body:
             return {path: unwrap(entry.get("Value")) for path, entry in body[0].items()}
-        except BusCallError as exc:
-            log.debug("%s has no GetItems (%s); legacy scan", service.name, exc.error_name)
+        log.debug("%s has no GetItems; legacy scan", service.name)
         values: dict[str, Value] = {}
-        try:
-            body = await busmod.call(self.bus, owner, "/", "GetValue")
-            tree = unwrap(body[0])
-            if isinstance(tree, dict):
-                values = {"/" + key: value for key, value in tree.items()}
-        except BusCallError:
-            log.debug("%s has no root GetValue; per-path scan", service.name)
+        body = await ask("/", "GetValue")
+        tree = unwrap(body[0]) if body else None
+        if isinstance(tree, dict):
+            values = {"/" + key: value for key, value in tree.items()}
         wanted = ["/DeviceInstance", *self._fallback_paths.get(service.service_class, ())]
         for path in wanted:
-            if path in values:
-                continue
-            try:
-                body = await busmod.call(self.bus, owner, path, "GetValue")
-            except BusCallError:
-                continue
-            values[path] = unwrap(body[0])
+            if path not in values and (body := await ask(path, "GetValue")):
+                values[path] = unwrap(body[0])
         return values
 
     def _rules(self, owner: str) -> list[str]:
