@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dbus_fast import Message
 
 from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.sim.battery import SimSerialBattery
@@ -259,10 +260,15 @@ async def test_a_pack_that_answers_slowly_once_is_merged_whole_after_a_retry(
     loop = asyncio.get_running_loop()
     service = slow.service
 
+    def answer(msg: Any) -> None:
+        reply = service._on_message(msg)
+        assert isinstance(reply, Message)
+        service.bus.send(reply)
+
     def late_first_scan(msg: Any) -> Any:
         if msg.member == "GetItems" and first[0]:
             first[0] = False  # answered after the scan timeout, once
-            loop.call_later(SCAN_TIMEOUT + 1.0, lambda: service.bus.send(service._on_message(msg)))
+            loop.call_later(SCAN_TIMEOUT + 1.0, answer, msg)
             return True
         return None
 
