@@ -13,7 +13,7 @@ from dbus_fast.aio import MessageBus
 from aggbatt.sim.privatebus import PrivateBus
 from aggbatt.venus import bus as busmod
 
-RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"
+RECORDINGS = Path(__file__).resolve().parent / "fixtures" / "recordings"
 BCT = RECORDINGS / "bct"
 
 

@@ -28,7 +28,8 @@ from aggbatt.venus.client import Monitor
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "config.toml"
-BCT = ROOT.parent / "shared" / "recordings" / "bct"
+BCT = ROOT / "tests" / "fixtures" / "recordings" / "bct"
+"""Victron's recorded system (MIT, see its LICENSE), kept in the repository for the tests."""
 LYNX_PARALLEL = "com.victronenergy.battery.lynxparallel0"
 
 
@@ -59,6 +60,8 @@ def _config(options: DemoOptions) -> tuple[Config, str]:
         data["batteries"].update(product_names=["Lynx Smart BMS"], include=["48v House"],
                                  name_path="/CustomName", expected=1)  # fmt: skip
         data["control"]["mode"] = "passthrough"
+        # the Lynx's own 200 A: a BMS limit below it is a reduction (feed-in off, rule 1)
+        data["control"]["passthrough"]["max_charge_current"] = 200.0
         return validate_config(data), f"{where}, pass-through for the recorded Lynx BMS"
     data["batteries"].update(expected=options.batteries, cells_per_battery=options.cells)
     return validate_config(data), where
