@@ -7,7 +7,8 @@ its tests in ``tests/test_safety.py``:
 
 Rule 1. A limit that DVCC would not enforce is not a limit. With ESS DC-coupled PV feed-in on,
     DVCC maximises every solar charger whatever the CCL. So feed-in is off whenever the CCL is
-    held below what the configuration allows by a protective :class:`~.limits.Cause` (every
+    held below what the configuration allows (by more than 5 %) by a protective
+    :class:`~.limits.Cause` (every
     cause but the configured maximum: temperature, a block, no battery, a pack lost, frozen or
     mismatched, the charge curve, a pack's own BMS limit or measured current) or the CVL is cut,
     in both modes. It is restored only once no such cause has been in force for
@@ -90,6 +91,10 @@ from aggbatt.core.merge import Aggregate
 
 FEED_IN_RESTORE_AFTER_S = 600.0
 """Rule 1: feed-in comes back only after this long without a protective limit."""
+FEED_IN_MARGIN = 0.95
+"""Rule 1: a protective CCL within 5 % of the configured maximum is no reduction (two packs'
+BMS limits by capacity share come to 299.8 A against a configured 300 A; the closed-loop
+simulator found feed-in held off for good by that)."""
 FROZEN_CURRENT_A = 1.0
 """Rule 10: above this pack current, cells and current must move."""
 PACK_CURRENT_MIN_A = 5.0
@@ -303,12 +308,20 @@ def pack_current_limits(
     return limits
 
 
+def configured_max(config: Config) -> float:
+    """The charge current the configuration allows (inf in pass-through without a cap)."""
+    if config.control.mode == "passthrough":
+        cap = config.control.passthrough.max_charge_current
+        return float("inf") if cap is None else cap
+    return config.control.own.max_charge_current
+
+
 def feed_in_decision(
     limits: ChargeLimits, agg: Aggregate, config: Config, state: ControllerState, now: float
 ) -> tuple[bool, str, float | None]:
     """Rule 1: (feed-in off, why, since when no protective limit has been in force)."""
     own = config.control.own
-    if limits.ccl.cause.protective:
+    if limits.ccl.cause.protective and limits.ccl.value < FEED_IN_MARGIN * configured_max(config):
         return True, f"protective charge limit: {limits.ccl.reason}", None
     if limits.cvl.cause is Cause.CVL_CUT or over_voltage(agg, config):
         cell = agg.max_cell.id if agg.max_cell else "?"

@@ -1,0 +1,284 @@
+"""The closed loop: bank, BMSes, a controller and Venus, stepped at simulated time.
+
+Each step: scheduled events act on the world; each BMS opens or closes its FETs; the
+controller decides from what the BMSes publish; the feed-in setting follows its decision (the
+user's value is on); DVCC turns the limits, the sun and the loads into a bank current; the bank
+shares it between its packs; the invariants are checked. Steps are 30 s, 10 s while the bank
+is near its CVL or discharging hard, and 2 s while a cell is near a BMS cut-off, so a simulated
+week takes seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+from aggbatt.core.safety import FEED_IN_MARGIN, configured_max
+from aggbatt.sim.bank.bms import SimBms
+from aggbatt.sim.bank.cells import Bank
+from aggbatt.sim.bank.controllers import Controller, Decision, ReferenceController
+from aggbatt.sim.bank.venus import SolarSite, battery_current
+
+SAMPLE_S = 120.0
+"""The trace keeps one sample every this many simulated seconds."""
+OVER_LIMIT_MARGIN = (1.10, 2.0)
+"""A pack may exceed its BMS limit by 10 % + 2 A ..."""
+OVER_LIMIT_FOR_S = 30.0
+"""... for at most this long at a time."""
+SOC_TOLERANCE = 2.0
+"""Points between the published and the true SoC after the first full charge."""
+FEED_IN_IDLE_S = 3600.0
+"""Feed-in may stay off this long after the last limit and cut are gone, not longer."""
+
+
+@dataclass
+class World:
+    bank: Bank
+    bms: list[SimBms]
+    site: SolarSite
+    ambient: Callable[[float], float] | None = None
+    """Cell temperature over time (°C), for every pack not pinned."""
+    wall_offset_s: float = 0.0
+    """Added to the wall clock (a clock set a year ahead, and back)."""
+    restart: bool = False
+    """Set by an event: the controller restarts (state through the state file)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    at_s: float
+    text: str
+    act: Callable[[World], None]
+
+
+@dataclass
+class Trace:
+    t: list[float] = field(default_factory=list)
+    cell_max: dict[str, list[float]] = field(default_factory=dict)
+    cell_min: dict[str, list[float]] = field(default_factory=dict)
+    pack_current: dict[str, list[float]] = field(default_factory=dict)
+    pack_ccl: dict[str, list[float]] = field(default_factory=dict)
+    bank_current: list[float] = field(default_factory=list)
+    cvl: list[float] = field(default_factory=list)
+    ccl: list[float] = field(default_factory=list)
+    bank_voltage: list[float] = field(default_factory=list)
+    true_soc: list[float] = field(default_factory=list)
+    published_soc: list[float | None] = field(default_factory=list)
+    feed_in: list[int] = field(default_factory=list)
+    temperature: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Check:
+    ok: bool = True
+    detail: str = ""
+    applies: bool = True
+
+    def fail(self, detail: str) -> None:
+        if self.ok:
+            self.ok, self.detail = False, detail
+
+
+@dataclass
+class Result:
+    scenario: str
+    controller: str
+    days: float
+    checks: dict[str, Check]
+    trace: Trace
+    log: list[str]
+    feed_in_writes: int
+    disconnects: int
+    cutoffs: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.ok for c in self.checks.values() if c.applies)
+
+
+def _month(wall: float) -> int:
+    return dt.datetime.fromtimestamp(wall, tz=dt.UTC).month
+
+
+def run(
+    world: World,
+    controller: Controller,
+    *,
+    days: float,
+    start: dt.datetime,
+    events: tuple[Event, ...] = (),
+    healthy: bool = True,
+    scenario: str = "",
+    feed_in_user: bool = True,
+) -> Result:
+    """Run the loop for ``days`` simulated days from local midnight of ``start``."""
+    bank, site = world.bank, world.site
+    wall0 = start.replace(tzinfo=dt.UTC).timestamp()
+    end = days * 86400.0
+    pending = sorted(events, key=lambda e: e.at_s)
+    checks = {
+        "cells within the BMS cut-offs": Check(applies=healthy),
+        "pack currents within their BMS limits": Check(),
+        "no charge below 0 °C": Check(),
+        "SoC within 2 points of the truth": Check(),
+        "a due balancing completes": Check(applies=controller.name == "aggbatt"),
+        "feed-in restored after every episode": Check(),
+    }
+    trace, log = Trace(), []
+    over_s = {b.pack.name: 0.0 for b in world.bms}
+    feed_in_on, writes, full_once = feed_in_user, 0, False
+    step_s = 30.0
+    idle_off_s = 0.0
+    max_charge, max_cell_v, diff_goal = _configured(controller)
+    next_sample, t = 0.0, 0.0
+    decision: Decision | None = None
+    s0 = world.bms[0].settings
+    while t < end:
+        while pending and pending[0].at_s <= t:
+            event = pending.pop(0)
+            event.act(world)
+            log.append(f"{t / 3600:7.2f} h  {event.text}")
+        if world.restart:
+            controller.restart()
+            world.restart = False
+        if world.ambient is not None:
+            for p in bank.packs:
+                p.temperature_c = world.ambient(t)
+        for bms in world.bms:
+            bms.update()
+        snaps = {
+            f"com.victronenergy.battery.{b.pack.name}": b.values() for b in world.bms if b.on_bus
+        }
+        wall = wall0 + t + world.wall_offset_s
+        decision = controller.decide(snaps, t, wall, _month(wall))
+        if decision.event:
+            log.append(f"{t / 3600:7.2f} h  {decision.event}")
+        wanted = feed_in_user and not decision.feed_in_off
+        if wanted != feed_in_on:
+            writes += 1
+            feed_in_on = wanted
+        current = battery_current(bank, decision.limits, feed_in_on, site, t)
+        volts = bank.share(current)
+        hot = _check_step(world, checks, over_s, t, step_s)
+        true_soc = (
+            100.0
+            * sum(p.true_soc() * p.capacity_ah for p in bank.packs)
+            / sum(p.capacity_ah for p in bank.packs)
+        )
+        full_once = full_once or true_soc >= 99.0
+        if full_once and decision.soc is not None and abs(decision.soc - true_soc) > SOC_TOLERANCE:
+            checks["SoC within 2 points of the truth"].fail(
+                f"published {decision.soc:.1f} % against a true {true_soc:.1f} % at "
+                f"{t / 3600:.1f} h"
+            )
+        _check_balancing(controller, checks, wall, t)
+        cells = [v for p in bank.packs for v in p.cell_voltages()]
+        settled = max(cells) < max_cell_v and max(cells) - min(cells) < diff_goal
+        free = decision.limits.present and decision.limits.ccl >= FEED_IN_MARGIN * max_charge
+        if feed_in_user and not feed_in_on and free and settled:
+            idle_off_s += step_s
+            if idle_off_s > FEED_IN_IDLE_S:
+                checks["feed-in restored after every episode"].fail(
+                    f"feed-in off for over an hour with no limit in force at {t / 3600:.1f} h"
+                )
+        else:
+            idle_off_s = 0.0
+        if t >= next_sample:
+            _sample(trace, world, t, decision, volts, current, true_soc, feed_in_on)
+            next_sample += SAMPLE_S
+        near = decision.limits.cvl - volts < 0.3 or current < -50.0
+        step_s = 2.0 if hot else 10.0 if near else 30.0
+        bank.step(step_s)
+        t += step_s
+    return Result(
+        scenario, controller.name, days, checks, trace, log, writes,
+        sum(b.disconnects for b in world.bms), (s0.cell_under_v, s0.cell_over_v),
+    )  # fmt: skip
+
+
+def _configured(controller: Controller) -> tuple[float, float, float]:
+    """(max charge current, max cell voltage, cell difference goal) the controller works to."""
+    config = getattr(controller, "config", None)
+    if config is not None:
+        own = config.control.own
+        return configured_max(config), own.max_cell_voltage, own.cell_diff_goal
+    ref = cast(ReferenceController, controller)
+    return ref.max_charge_a, ref.max_v, ref.cell_diff_max
+
+
+def _check_balancing(
+    controller: Controller, checks: dict[str, Check], wall: float, t: float
+) -> None:
+    """aggbatt's rule 9: once at the target, a balancing ends within balancing_max_hours."""
+    state = getattr(controller, "state", None)
+    config = getattr(controller, "config", None)
+    if state is None or config is None:
+        return
+    balancing = state.balancing
+    limit = config.control.own.balancing_max_hours * 3600.0 + 600.0
+    if balancing.phase != "idle" and balancing.since is not None and wall - balancing.since > limit:
+        checks["a due balancing completes"].fail(
+            f"{balancing.phase} since {(t - (wall - balancing.since)) / 3600:.1f} h, over "
+            f"balancing_max_hours"
+        )
+
+
+def _check_step(
+    world: World, checks: dict[str, Check], over_s: dict[str, float], t: float, dt_s: float
+) -> bool:
+    """The per-step invariants; returns whether the next step must be short."""
+    hot = False
+    for bms in world.bms:
+        p, s = bms.pack, bms.settings
+        cells = p.cell_voltages()
+        hi, lo = max(cells), min(cells)
+        if hi >= s.cell_over_v or lo <= s.cell_under_v:
+            checks["cells within the BMS cut-offs"].fail(
+                f"{p.name} cell at {hi if hi >= s.cell_over_v else lo:.3f} V at {t / 3600:.1f} h"
+            )
+        if hi > s.cell_over_v - 0.1 or lo < s.cell_under_v + 0.3:
+            hot = True
+        limit = bms.ccl() if p.current_a > 0 else bms.dcl()
+        factor, extra = OVER_LIMIT_MARGIN
+        if abs(p.current_a) > limit * factor + extra:
+            over_s[p.name] += dt_s
+            if over_s[p.name] > OVER_LIMIT_FOR_S:
+                checks["pack currents within their BMS limits"].fail(
+                    f"{p.name} at {p.current_a:.0f} A against its {limit:.0f} A for over "
+                    f"{OVER_LIMIT_FOR_S:.0f} s at {t / 3600:.1f} h"
+                )
+        else:
+            over_s[p.name] = 0.0
+        if p.chemistry == "LFP" and p.temperature_c <= 0.0 and p.current_a > 0.5:
+            checks["no charge below 0 °C"].fail(
+                f"{p.name} charged at {p.current_a:.0f} A at {p.temperature_c:.1f} °C at "
+                f"{t / 3600:.1f} h"
+            )
+    return hot
+
+
+def _sample(
+    trace: Trace, world: World, t: float, d: Decision, volts: float, current: float,
+    true_soc: float, feed_in: bool,
+) -> None:  # fmt: skip
+    trace.t.append(t)
+    for bms in world.bms:
+        p = bms.pack
+        cells = p.cell_voltages()
+        trace.cell_max.setdefault(p.name, []).append(max(cells))
+        trace.cell_min.setdefault(p.name, []).append(min(cells))
+        trace.pack_current.setdefault(p.name, []).append(p.current_a)
+        trace.pack_ccl.setdefault(p.name, []).append(bms.ccl())
+    trace.bank_current.append(current)
+    trace.bank_voltage.append(volts)
+    trace.cvl.append(d.limits.cvl)
+    trace.ccl.append(d.limits.ccl if d.limits.present else 0.0)
+    trace.true_soc.append(true_soc)
+    trace.published_soc.append(d.soc)
+    trace.feed_in.append(int(feed_in))
+    trace.temperature.append(min(p.temperature_c for p in world.bank.packs))
+
+
+__all__ = ["Event", "Result", "Trace", "World", "run"]
