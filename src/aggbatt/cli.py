@@ -64,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also import the charge counter and last balancing into this state folder",
     )  # fmt: skip
 
+    simulate = sub.add_parser(
+        "simulate",
+        help="the closed-loop bank simulator: scenarios, invariants, pictures (docs/safety.md)",
+    )
+    simulate.add_argument("scenario", nargs="*", help="scenario names (default: all)")
+    simulate.add_argument("--fast", action="store_true", help="the short lengths CI runs")
+    simulate.add_argument(
+        "--out", type=Path, default=Path("simulation"), help="folder of the report (simulation)"
+    )
+
     demo = sub.add_parser("demo", help="run on a simulated Venus system on a private D-Bus")
     demo.add_argument("--batteries", type=int, default=2, help="simulated packs (default 2)")
     demo.add_argument("--cells", type=int, default=16, help="cells per pack (default 16)")
@@ -109,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _logging(args.log_level or "WARNING")
     if args.command == "restore-feed-in":
         return cmd_restore_feed_in(args)
+    if args.command == "simulate":
+        return cmd_simulate(args)
     if args.command == "status":
         from aggbatt.status import show_status
 
@@ -206,6 +218,39 @@ def cmd_restore_feed_in(args: argparse.Namespace) -> int:
     save_state(args.state_dir, replace(loaded.state, feed_in_original=None))
     print(f"{FEED_IN_PATH} restored to {value}")
     return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run the scenarios for aggbatt and the reference; exit 1 when aggbatt fails one."""
+    import time
+
+    from aggbatt.sim.bank.report import write_report
+    from aggbatt.sim.bank.scenarios import BY_NAME, SCENARIOS
+
+    unknown = [n for n in args.scenario if n not in BY_NAME]
+    if unknown:
+        print(
+            f"unknown scenario {', '.join(unknown)}; known: {', '.join(BY_NAME)}", file=sys.stderr
+        )
+        return 2
+    chosen = [BY_NAME[n] for n in args.scenario] or list(SCENARIOS)
+    results = []
+    for scenario in chosen:
+        for controller in scenario.controllers():
+            t0 = time.monotonic()
+            result = scenario.run(controller, fast=args.fast)
+            results.append(result)
+            verdict = "pass" if result.passed else "FAIL"
+            print(
+                f"{scenario.name:24s} {controller.name:9s} {result.days:4g} days  {verdict}  "
+                f"({time.monotonic() - t0:.1f} s)",
+                flush=True,
+            )
+    titles = {s.name: s.title for s in chosen}
+    found = {s.name: s.found for s in chosen}
+    report = write_report(results, titles, found, args.out)
+    print(f"report: {report}")
+    return 0 if all(r.passed for r in results if r.controller == "aggbatt") else 1
 
 
 def cmd_import(args: argparse.Namespace) -> int:
