@@ -555,3 +555,17 @@ def test_rules_hold_for_any_bank(packs: list[dict[str, Any]], mode: str) -> None
         for b in agg.batteries:  # at the published CCL, each pack within its own limit
             if b.bms_ccl is not None and b.current > 0:
                 assert limits.ccl.value * b.current / flow <= b.bms_ccl + 1e-6
+
+
+def test_rule9_a_balancing_that_never_reaches_its_target_ends_too() -> None:
+    """Found by the simulator's winter month: serialbattery's own CCL taper kept the bank
+    below the balancing target, and the balancing stayed in its charging phase for good."""
+    below = pack([3.39] * 16)  # 54.2 V, under the target 55.2 V - 0.16 V
+    state: EngineState | None = initial_state(State())
+    events = []
+    for day in range(12):
+        result = cycle(below, state=state, t=day * 86400.0)
+        state = result.state
+        events.append(result.state.balancing.event)
+    assert state is not None and state.balancing.phase in ("idle", "charging")
+    assert any("did not reach its target" in e for e in events), events

@@ -97,6 +97,7 @@ def parse_state(data: Any) -> State:
         last_balancing=_finite(data.get("last_balancing"), "last_balancing", 0.0),
         balancing_phase=phase,
         balancing_since=_finite(data.get("balancing_since"), "balancing_since", 0.0),
+        balancing_started=_finite(data.get("balancing_started"), "balancing_started", 0.0),
         feed_in_original=feed_in,
         packs=_packs(data.get("packs")),
     )

@@ -17,8 +17,11 @@ Phases: ``idle`` -> ``charging`` -> ``holding`` -> ``idle``.
 
 Rule 9 of :mod:`aggbatt.core.safety`: balancing ends. Once the bank first reaches the
 target, ``max_hours`` later the balancing ends with a warning even if the cells have not
-converged; the holding phase is bounded the same way. A last balancing in the future (a clock
-set back, a corrupt date) is reported and treated as due.
+converged; the holding phase is bounded the same way. A balancing that has not even reached
+its target ``repetition_days`` after it started ends with a warning too (the packs' own BMSes
+taper their current before the bank gets there: found by the bank simulator's winter month).
+A last balancing in the future (a clock set back, a corrupt date) is reported and treated as
+due.
 
 Time is the wall clock (the timestamps survive restarts) and comes in as an argument; the
 phase and its start are persisted with the timestamp, so a restart mid-balancing continues
@@ -56,6 +59,8 @@ class Balancing:
     event: str = ""
     since: float | None = None
     """Unix time since which the bank has been at the target (charging) or holding."""
+    started: float | None = None
+    """Unix time at which this balancing started (charging began)."""
 
 
 def due_at(state: Balancing, settings: BalancingSettings) -> float | None:
@@ -80,14 +85,15 @@ def step(
         last = state.last_completed
         if last is not None and last > now + FUTURE_TOLERANCE_S:
             return replace(
-                state, phase="charging", since=None,
+                state, phase="charging", since=None, started=now,
                 event=f"the last balancing time {last:.0f} is in the future: treated as due",
             )  # fmt: skip
         if due is None or now >= due:
             reason = "never balanced" if due is None else "repetition period elapsed"
             return replace(
-                state, phase="charging", since=None, event=f"balancing started ({reason})"
-            )
+                state, phase="charging", since=None, started=now,
+                event=f"balancing started ({reason})",
+            )  # fmt: skip
         return state
     if bank_voltage is None:
         return state
@@ -102,6 +108,14 @@ def step(
             return Balancing(
                 state.last_completed, "holding", "balancing goal reached; holding", now
             )
+        started = state.started if state.started is not None else now
+        if since is None and now - started >= settings.repetition_days * DAY_S:
+            return Balancing(
+                now, "idle",
+                f"warning: balancing did not reach its target ({target:.2f} V) in "
+                f"{settings.repetition_days:g} days: the packs' own BMSes may limit charging "
+                "before it; lower balancing_voltage or check their limits",
+            )  # fmt: skip
         if since is not None and now - since >= limit_s:
             diff = "unknown" if cell_diff is None else f"{cell_diff:.3f} V"
             return Balancing(
@@ -109,7 +123,9 @@ def step(
                 f"warning: balancing did not converge within {settings.max_hours:g} h at the "
                 f"target (cell difference {diff}): ended",
             )  # fmt: skip
-        return replace(state, since=since) if since != state.since else state
+        if since != state.since or started != state.started:
+            return replace(state, since=since, started=started)
+        return state
     # holding: finished once the bank is back down at the normal charge voltage
     if bank_voltage <= month_voltage * settings.cells:
         return Balancing(now, "idle", "balancing finished")

@@ -79,7 +79,10 @@ def initial_state(stored: State) -> EngineState:
     return EngineState(
         counter=None,
         balancing=bal.Balancing(
-            stored.last_balancing, stored.balancing_phase, since=stored.balancing_since
+            stored.last_balancing,
+            stored.balancing_phase,
+            since=stored.balancing_since,
+            started=stored.balancing_started,
         ),
         controller=ControllerState(),
         stored_charge_ah=stored.charge_ah,
@@ -262,6 +265,7 @@ def to_state(result: EngineState, feed_in_original: int | None) -> State:
         last_balancing=result.balancing.last_completed,
         balancing_phase=result.balancing.phase,
         balancing_since=result.balancing.since,
+        balancing_started=result.balancing.started,
         feed_in_original=feed_in_original,
         packs=dict(result.known),
     )
@@ -281,7 +285,10 @@ def save_due(
     if saved is None:
         return True
     now = to_state(engine, feed_in_original)
-    fields = ("last_balancing", "balancing_phase", "balancing_since", "feed_in_original")
+    fields = (
+        "last_balancing", "balancing_phase", "balancing_since", "balancing_started",
+        "feed_in_original",
+    )  # fmt: skip
     return (
         any(getattr(now, f) != getattr(saved, f) for f in fields)
         or now.packs.keys() != saved.packs.keys()

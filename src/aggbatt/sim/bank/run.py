@@ -216,12 +216,19 @@ def _check_balancing(
     config = getattr(controller, "config", None)
     if state is None or config is None:
         return
-    balancing = state.balancing
-    limit = config.control.own.balancing_max_hours * 3600.0 + 600.0
-    if balancing.phase != "idle" and balancing.since is not None and wall - balancing.since > limit:
+    balancing, own = state.balancing, config.control.own
+    at_target = own.balancing_max_hours * 3600.0 + 600.0
+    overall = own.balancing_repetition_days * 86400.0 + 600.0
+    if balancing.phase == "idle":
+        return
+    if balancing.since is not None and wall - balancing.since > at_target:
         checks["a due balancing completes"].fail(
-            f"{balancing.phase} since {(t - (wall - balancing.since)) / 3600:.1f} h, over "
-            f"balancing_max_hours"
+            f"{balancing.phase} at the target for over balancing_max_hours at {t / 3600:.1f} h"
+        )
+    if balancing.started is not None and wall - balancing.started > overall:
+        checks["a due balancing completes"].fail(
+            f"still {balancing.phase} {own.balancing_repetition_days:g} days after it started "
+            f"at {t / 3600:.1f} h"
         )
 
 
