@@ -177,7 +177,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         2,
         lambda: world(2, "clear", soc=0.6, ambient=_cold_morning),
         dt.datetime(2026, 3, 10),
-        found="no charge below 0 °C: with feed-in on, only rule 1 makes the CCL of 0 A hold",
+        found="no charge below 0 °C (the packs' own AllowToCharge 0 stops both controllers); "
+        "above it, with feed-in on, only rule 1 makes the derated CCL hold",
     ),
     Scenario(
         "bms-disconnect-at-top",
