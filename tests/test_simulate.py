@@ -81,3 +81,22 @@ def test_simulate_command_runs_a_scenario_and_says_where_the_report_is(tmp_path:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and "known:" in bad.stderr
+
+
+@pytest.mark.parametrize("name", ["all-packs-lost", "restart-mid-cut"])
+def test_the_real_daemon_on_a_bus_keeps_the_invariants_too(name: str) -> None:
+    """The second mode: the shell in the loop (the monitor, the service read back with
+    GetItems, the feed-in keeper writing a fake localsettings, a real restart)."""
+    from aggbatt.sim.bank.onbus import BusController
+    from aggbatt.sim.bank.scenarios import BUS_DAYS
+
+    scenario = BY_NAME[name]
+    controller = BusController(aggbatt_config(scenario.packs))
+    try:
+        days = BUS_DAYS + (0.1 if name == "restart-mid-cut" else 0.0)  # past the 14:00 restart
+        result = scenario.run(controller, days=days)
+    finally:
+        controller.close()
+    failed = {n: c.detail for n, c in result.checks.items() if c.applies and not c.ok}
+    assert failed == {}, failed
+    assert any("restarts" in line or "leaves" in line for line in result.log)

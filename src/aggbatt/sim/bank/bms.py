@@ -66,6 +66,7 @@ class SimBms:
     """Values forced onto paths (fault injection), over the computed ones."""
     on_bus: bool = True
     disconnects: int = 0
+    _tick: int = 0
 
     def update(self) -> None:
         """Open or close the FETs at the hard cut-offs, with hysteresis."""
@@ -105,9 +106,11 @@ class SimBms:
         volts = round(sum(cells), 2)
         soc = round(100.0 * p.true_soc(), 1)
         ccl = self.ccl()
+        self._tick += 1
+        noise = 0.01 if self._tick % 2 else -0.01  # a real BMS's current reading is never still
         values: dict[str, Any] = {
             "/Dc/0/Voltage": volts,
-            "/Dc/0/Current": round(p.current_a, 2),
+            "/Dc/0/Current": round(p.current_a + noise, 2),
             "/Dc/0/Power": round(volts * p.current_a, 1),
             "/Dc/0/Temperature": round(p.temperature_c, 1),
             "/Soc": soc,

@@ -37,7 +37,8 @@ def table(results: Sequence[Result], titles: dict[str, str]) -> str:
     head = "| scenario | days | " + " | ".join(short) + " | feed-in writes/day |"
     lines = [head, "|" + "---|" * (len(short) + 3)]
     for name in scenarios:
-        ours, ref = by.get((name, "aggbatt")), by.get((name, "reference"))
+        ours = by.get((name, "aggbatt")) or by.get((name, "aggbatt (bus)"))
+        ref = by.get((name, "reference"))
         cells = []
         for check in CHECKS:
             a = verdict(ours, check) if ours else "-"
@@ -59,6 +60,10 @@ def failures(results: Sequence[Result]) -> list[str]:
         for name, c in r.checks.items()
         if c.applies and not c.ok
     ]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-").replace("--", "-")
 
 
 def plot(result: Result, path: Path) -> bool:
@@ -125,7 +130,7 @@ def write_report(
 ) -> Path:
     """``folder/report.md`` with the table, what each scenario shows, and the pictures."""
     folder.mkdir(parents=True, exist_ok=True)
-    drawn = all(plot(r, folder / f"{r.scenario}-{r.controller}.png") for r in results)
+    drawn = all(plot(r, folder / f"{r.scenario}-{_slug(r.controller)}.png") for r in results)
     lines = ["# aggbatt simulate: verdicts", "", table(results, titles)]
     if not drawn:
         lines.append("(No pictures: install the optional extra, `pip install aggbatt[sim]`.)\n")
@@ -140,7 +145,7 @@ def write_report(
                              + (f" (log: {events})" if events else ""))  # fmt: skip
         if drawn:
             lines.append("")
-            lines += [f"![{name} {r.controller}]({name}-{r.controller}.png)"
+            lines += [f"![{name} {r.controller}]({name}-{_slug(r.controller)}.png)"
                       for r in results if r.scenario == name]  # fmt: skip
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -104,9 +104,10 @@ class Scenario:
             ),
         ]
 
-    def run(self, controller: Controller, fast: bool = False) -> Result:
+    def run(self, controller: Controller, fast: bool = False, days: float = 0.0) -> Result:
+        length = days or (self.fast_days if fast else self.days)
         return run(
-            self.make_world(), controller, days=self.fast_days if fast else self.days,
+            self.make_world(), controller, days=length,
             start=self.start, events=self.events, healthy=self.healthy, scenario=self.name,
         )  # fmt: skip
 
@@ -261,3 +262,5 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
+BUS_DAYS = 0.6
+"""The bus mode's length: through noon of the first day, where the scripted faults are."""
