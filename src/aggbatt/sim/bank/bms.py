@@ -9,10 +9,10 @@ forced onto paths (a dead sensor publishes None).
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggbatt.core.curve import interpolate
 from aggbatt.sim.bank.cells import Pack
 
 
@@ -49,15 +49,6 @@ _TEMPS = (0.0, 2.0, 5.0, 10.0, 40.0, 45.0, 50.0, 55.0)
 _TEMP_FACTORS = (0.0, 0.1, 0.3, 1.0, 1.0, 0.5, 0.2, 0.0)
 
 
-def _interp(x: float, xs: tuple[float, ...], ys: tuple[float, ...]) -> float:
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[-1]:
-        return ys[-1]
-    i = bisect.bisect_right(xs, x)
-    return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-
-
 @dataclass
 class SimBms:
     pack: Pack
@@ -91,8 +82,8 @@ class SimBms:
         if not p.charge_fet:
             return 0.0
         factor = min(
-            _interp(max(p.cell_voltages()), *s.charge_curve),
-            _interp(p.temperature_c, _TEMPS, _TEMP_FACTORS) if p.chemistry == "LFP" else 1.0,
+            interpolate(max(p.cell_voltages()), *s.charge_curve),
+            interpolate(p.temperature_c, _TEMPS, _TEMP_FACTORS) if p.chemistry == "LFP" else 1.0,
         )
         return round(s.max_charge_a * factor, 1)
 

@@ -11,12 +11,12 @@ ends, and an exit (for Venus: BMS lost) when a pack's value is missing.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aggbatt.config import Config
+from aggbatt.core.curve import interpolate
 from aggbatt.core.engine import CycleResult, EngineState, initial_state, run_cycle, to_state
 from aggbatt.core.stored import State
 from aggbatt.sim.bank.venus import Limits
@@ -85,15 +85,6 @@ class AggbattController:
         self.state = initial_state(to_state(self.state, None))
 
 
-def _interp(x: float, xs: list[float], ys: list[float]) -> float:
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[-1]:
-        return ys[-1]
-    i = bisect.bisect_left(xs, x)
-    return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-
-
 REFERENCE_LFP_MONTHS = [3.55, 3.50, 3.50, 3.45, 3.40, 3.40, 3.40, 3.40, 3.45, 3.50, 3.50, 3.55]
 
 
@@ -154,14 +145,14 @@ class ReferenceController:
             self._feed_in_off = False  # only at the instant the episode ends (§4.11)
         self._reduced = reduced
         vmin, bal = self.min_v, self.balancing_v
-        ccl = self.max_charge_a * _interp(
+        ccl = self.max_charge_a * interpolate(
             hi, [vmin, vmin + 0.05, bal - 0.1, bal, self.max_v], [0.2, 1, 1, 0.1, 0]
         )
         if lo <= vmin:
             self._latched = True
         elif lo > vmin + self.hysteresis_v:
             self._latched = False
-        dcl = 0.0 if self._latched else self.max_discharge_a * _interp(
+        dcl = 0.0 if self._latched else self.max_discharge_a * interpolate(
             lo, [vmin, vmin + 0.1, vmin + 0.2], [0, 0.05, 1]
         )  # fmt: skip
         if any(v.get("/System/NrOfModulesBlockingCharge") for v in packs):
