@@ -139,17 +139,14 @@ def merge(
     )
     min_cell = _pick(readings, "min_cell", lowest=True)
     max_cell = _pick(readings, "max_cell", lowest=False)
-    extremes = {
-        "min_cell": min_cell,
-        "max_cell": max_cell,
-        "cell_diff": (max_cell.value - min_cell.value) if min_cell and max_cell else None,
-    }
+    cell_diff = (max_cell.value - min_cell.value) if min_cell and max_cell else None
     if not batteries:
         return Aggregate(
             batteries=(), invalid=invalid, missing=missing, alarms=alarms, faults=faults,
             modules_offline=len(invalid) + missing, blocking=blocking,
             allow_charge=False if blocking[0] else None,
-            allow_discharge=False if blocking[1] else None, **extremes,  # type: ignore[arg-type]
+            allow_discharge=False if blocking[1] else None,
+            min_cell=min_cell, max_cell=max_cell, cell_diff=cell_diff,
         )  # fmt: skip
 
     voltage = sum(b.voltage for b in batteries) / len(batteries)
@@ -202,7 +199,9 @@ def merge(
         faults=faults,
         blocking=blocking,
         extra=extra,
-        **extremes,  # type: ignore[arg-type]
+        min_cell=min_cell,
+        max_cell=max_cell,
+        cell_diff=cell_diff,
     )
 
 
