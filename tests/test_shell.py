@@ -360,3 +360,26 @@ async def test_localsettings_that_arrives_late_brings_feed_in_and_the_vrm_instan
         daemon.stop()
         await asyncio.wait_for(runner, 10)
         await system.stop()
+
+
+async def test_waiting_for_a_first_pack_says_why_the_packs_on_the_bus_are_left_out(
+    bus_address: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bank of 24-cell packs with the shipped 16-cell config: aggbatt stays off the bus
+    (rule 13) and says which pack is left out and why."""
+    import logging
+
+    from aggbatt.config import validate_config
+    from aggbatt.daemon import Daemon
+
+    pack = SimSerialBattery("ttyUSB0", 1, cells=24, soc=0.5)
+    await pack.start(bus_address)
+    daemon = Daemon(validate_config({}), tmp_path, bus_address)
+    with caplog.at_level(logging.WARNING, logger="aggbatt"):
+        runner = asyncio.ensure_future(daemon.run())
+        await wait_until(lambda: "no valid pack" in caplog.text, timeout=5)
+        daemon.stop()
+        await asyncio.wait_for(runner, 5)
+        await pack.stop()
+    assert "24 cells, the bank is configured for 16" in caplog.text
+    assert await published(bus_address) is None

@@ -178,9 +178,11 @@ class Daemon(MonitorListener):
             if result.aggregate.online or self._stopping.is_set():
                 return result
             if waited % FIRST_PACK_LOG_S == 0:
+                why = "; ".join(f"{r.name}: {r.reason}" for r in result.aggregate.invalid)
                 log.warning(
-                    "no valid pack on the bus yet: not registering until one is read "
-                    "(aggbatt doctor shows what is found)"
+                    "no valid pack on the bus yet%s: not registering until one is read "
+                    "(aggbatt doctor shows what is found)",
+                    f" (left out: {why})" if why else "",
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), 1.0)
