@@ -63,3 +63,38 @@ def test_never_balanced_bank_starts_balancing() -> None:
     )
     assert result.state.balancing.phase == "charging"
     assert result.limits.mode.text == "Balancing"  # balancing 3.45 V is above May's 3.40 V
+
+
+def test_consumed_ah_is_the_sum_of_the_packs_own_counters() -> None:
+    """As Victron's parallel BMS: not the bank's remaining minus installed."""
+    a = pack(soc=50.0, installed=280.0, ConsumedAmphours=-120.0)
+    b = pack(soc=50.0, installed=100.0, ConsumedAmphours=-30.0)
+    snaps = {"svc.a": a, "svc.b": b}
+    bms_soc = validate_config({"batteries": {"expected": 2}})
+    state = initial_state(State())
+    result = run_cycle(snaps, {}, bms_soc, state, now_mono=1.0, now_wall=NOW, month=5)
+    assert result.consumed_ah == pytest.approx(-150.0)
+    from aggbatt.publish import cycle_values
+
+    assert cycle_values(result, bms_soc)["/ConsumedAmphours"] == pytest.approx(-150.0)
+
+
+def test_time_to_go_is_capped_and_none_while_charging() -> None:
+    from aggbatt.core.merge import TIME_TO_GO_MAX_S, time_to_go
+
+    assert time_to_go(1000.0, -0.6) == TIME_TO_GO_MAX_S  # 70 days: ten days at most
+    assert time_to_go(100.0, -50.0) == 7200
+    assert time_to_go(100.0, 20.0) is None and time_to_go(100.0, -0.2) is None
+
+
+def test_a_known_pack_gone_for_good_counts_as_an_offline_module() -> None:
+    """With `expected = 0` a pack that left the bus long ago was simply forgotten."""
+    from aggbatt.core.stored import KnownPack
+
+    stored = State(packs={"svc.gone": KnownPack(280.0, NOW - 3600.0)})
+    any_count = validate_config({"batteries": {"expected": 0}})
+    result = run_cycle(
+        {"svc.a": pack()}, {}, any_count, initial_state(stored), now_mono=1.0, now_wall=NOW, month=5
+    )
+    assert result.aggregate.modules_offline == 1
+    assert result.aggregate.alarms["BmsCable"] == 1

@@ -88,12 +88,8 @@ def cycle_values(result: CycleResult, config: Config) -> dict[str, Any]:
         "/Soc": _r(result.soc, 1),
         "/Capacity": _r(remaining, 2),
         "/InstalledCapacity": _r(agg.installed_ah, 2) if online else None,
-        "/ConsumedAmphours": (
-            _r(min(0.0, remaining - agg.installed_ah), 2)
-            if online and remaining is not None
-            else None
-        ),
-        "/TimeToGo": _time_to_go(result),
+        "/ConsumedAmphours": _r(result.consumed_ah, 2),
+        "/TimeToGo": result.time_to_go,
         "/System/MinCellVoltage": min_v,
         "/System/MaxCellVoltage": max_v,
         "/System/MinVoltageCellId": min_v_id,
@@ -132,13 +128,6 @@ def cycle_values(result: CycleResult, config: Config) -> dict[str, Any]:
     if config.service.publish_cell_voltages:
         values.update(cell_paths(result))
     return values
-
-
-def _time_to_go(result: CycleResult) -> int | None:
-    agg = result.aggregate
-    if result.remaining_ah is None or agg.current is None or agg.time_to_go is None:
-        return None
-    return round(result.remaining_ah / -agg.current * 3600)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")

@@ -24,7 +24,7 @@ from aggbatt.core.limits import (
     own_limits,
     passthrough_limits,
 )
-from aggbatt.core.merge import Aggregate, merge
+from aggbatt.core.merge import Aggregate, merge, time_to_go
 from aggbatt.core.safety import Activity, enforce, frozen_reason
 from aggbatt.core.stored import KnownPack, State
 
@@ -73,6 +73,9 @@ class CycleResult:
     """The SoC to publish: the own counter's, else the capacity-weighted BMS SoC."""
     remaining_ah: float | None
     state: EngineState
+    consumed_ah: float | None = None
+    """The own counter's (charge - installed), else the sum of the packs' own counters."""
+    time_to_go: int | None = None
 
 
 def initial_state(stored: State) -> EngineState:
@@ -192,11 +195,13 @@ def run_cycle(
 ) -> CycleResult:
     """Everything one cycle decides; ``snapshots`` holds the selected batteries' values."""
     readings = read_all(snapshots, preferred_names, config, state.memory, activity, now_mono)
+    seen = {r.key for r in readings}
     agg = merge(
         readings,
         expected=config.batteries.expected,
         block_policy=config.batteries.block_policy,
         measured_current=measured_current,
+        absent=sum(1 for key in state.known if key not in seen),
     )
     known = _known(state.known, agg, now_wall)
     counter = state.counter
@@ -236,12 +241,17 @@ def run_cycle(
     else:
         raw = passthrough_limits(agg, config, state.controller, now_mono)
     limits = enforce(raw, agg, config, raw.state, now_mono)
+    consumed = agg.consumed_ah if agg.online else None
+    if counter is not None and agg.online:
+        consumed = min(0.0, counter.charge_ah - counter.installed_ah)
     return CycleResult(
         aggregate=agg,
         readings=readings,
         limits=limits,
         soc=soc,
         remaining_ah=remaining,
+        consumed_ah=consumed,
+        time_to_go=time_to_go(remaining, agg.current),
         state=EngineState(
             counter=counter,
             balancing=balancing,

@@ -31,6 +31,16 @@ from aggbatt.core.battery import Battery, Fault, Invalid, Offline
 BlockPolicy = Literal["any", "all"]
 DISCHARGE_THRESHOLD_A = 0.5
 """Below this discharge current the bank is idle and has no time to go."""
+TIME_TO_GO_MAX_S = 864000
+"""Venus's battery services cap time-to-go at ten days."""
+
+
+def time_to_go(remaining_ah: float | None, current: float | None) -> int | None:
+    """Seconds until empty at this discharge current; None while idle or charging (the one
+    place this is computed)."""
+    if remaining_ah is None or current is None or current >= -DISCHARGE_THRESHOLD_A:
+        return None
+    return min(TIME_TO_GO_MAX_S, round(remaining_ah / -current * 3600))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +130,14 @@ def merge(
     expected: int = 0,
     block_policy: BlockPolicy = "any",
     measured_current: float | None = None,
+    absent: int = 0,
 ) -> Aggregate:
-    """The bank as one battery. ``measured_current`` replaces the BMS current sum when given."""
+    """The bank as one battery. ``measured_current`` replaces the BMS current sum when given;
+    ``absent`` packs known from before are off the bus for good (offline modules)."""
     readings = list(readings)
     batteries = tuple(r for r in readings if isinstance(r, Battery))
     invalid = tuple(r for r in readings if isinstance(r, Invalid))
-    missing = max(0, expected - len(readings)) if expected else 0
+    missing = max(max(0, expected - len(readings)) if expected else 0, absent)
     extra = max(0, len(batteries) - expected) if expected else 0
     faults = {r.key: r.faults for r in readings if r.faults}
     alarms = _alarms(readings, batteries, invalid, missing, faults)
@@ -164,7 +176,7 @@ def merge(
         if with_soc
         else None
     )
-    ttg = round(remaining / -current * 3600) if current < -DISCHARGE_THRESHOLD_A else None
+    ttg = time_to_go(remaining, current)
     if block_policy == "any":
         allow_charge, allow_discharge = not blocking[0], not blocking[1]
     else:  # "all": the bank is blocked only when no pack allows it
