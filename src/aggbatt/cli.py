@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,12 @@ from pathlib import Path
 
 from aggbatt import __version__
 from aggbatt.config import Config, ConfigError, load_config
+from aggbatt.venus.bus import BusCallError
+
+try:  # dbus-fast 2.22 (Venus) and 5.x both have it
+    from dbus_fast.errors import InvalidAddressError
+except ImportError:  # pragma: no cover - an older layout
+    InvalidAddressError = ValueError  # type: ignore[misc,assignment]
 
 EXIT_RUNTIME = 1
 EXIT_CONFIG = 2
@@ -112,7 +119,23 @@ def _logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every command ends in one line, never a traceback, when the bus is missing or
+    unusable or the reader of its output goes away (``aggbatt check ... | head``)."""
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:
+        # the reader left: say nothing more (and let Python's own flush at exit say nothing)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except (OSError, EOFError, InvalidAddressError, BusCallError) as exc:
+        where = getattr(args, "bus", None) or "the default bus"
+        print(f"aggbatt {args.command}: cannot use D-Bus ({where}): {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return cmd_run(args)
     if args.command == "check":
