@@ -5,13 +5,9 @@ set -eu
 ROOT=${ROOT:-}
 APP="$ROOT/data/apps/aggbatt"
 RC="$ROOT/data/rc.local"
-LINE="bash /data/apps/aggbatt/enable.sh > /data/apps/aggbatt/startup.log 2>&1 &"
-if [ ! -f "$RC" ]; then
-    mkdir -p "$(dirname "$RC")"
-    printf '#!/bin/bash\n' > "$RC"
-fi
-chmod 755 "$RC"
-grep -qxF "$LINE" "$RC" || echo "$LINE" >> "$RC"
+# shellcheck source=rclocal.sh
+. "$(dirname "$0")/rclocal.sh"
+rc_add "$RC"
 mkdir -p "$ROOT/service"
 ln -sfn "$APP/service" "$ROOT/service/aggbatt"
 if command -v svc >/dev/null && [ -z "$ROOT" ]; then

@@ -22,7 +22,7 @@ fi
 mkdir -p "$APP/state"
 rm -rf "$APP/src" "$APP/service"
 cp -r "$SRC/src" "$SRC/service" "$SRC/pyproject.toml" "$SRC/README.md" "$APP/"
-cp "$SRC/install.sh" "$SRC/uninstall.sh" "$SRC/enable.sh" "$APP/"
+cp "$SRC/install.sh" "$SRC/uninstall.sh" "$SRC/enable.sh" "$SRC/rclocal.sh" "$APP/"
 cp "$SRC/config.toml" "$APP/config.default.toml"
 [ -f "$APP/config.toml" ] || cp "$SRC/config.toml" "$APP/config.toml"
 chmod +x "$APP"/*.sh "$APP/service/run" "$APP/service/log/run"

@@ -16,7 +16,9 @@ if command -v svc >/dev/null && [ -z "$ROOT" ]; then
     done
 fi
 rm -f "$ROOT/service/aggbatt"
-[ -f "$RC" ] && sed -i '\#/data/apps/aggbatt/enable.sh#d' "$RC"
+# shellcheck source=rclocal.sh
+. "$(dirname "$0")/rclocal.sh"
+rc_remove "$RC"
 restored=1
 if [ -x "$APP/venv/bin/python" ] && [ -f "$APP/state/state.json" ]; then
     PYTHONPATH="$APP/src" "$APP/venv/bin/python" -m aggbatt restore-feed-in \
@@ -25,7 +27,7 @@ fi
 if [ "${1:-}" = "--purge" ]; then
     if [ "$restored" = 0 ]; then
         find "$APP" -mindepth 1 -maxdepth 1 ! -name state ! -name venv ! -name src \
-            ! -name uninstall.sh -exec rm -rf {} +
+            ! -name uninstall.sh ! -name rclocal.sh -exec rm -rf {} +
         echo "aggbatt removed, except $APP/state (and what restores from it): it still holds" \
             "your feed-in value; run this again once localsettings answers" >&2
         exit 1

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT_DIR = Path(__file__).resolve().parents[1]
 LINE = "bash /data/apps/aggbatt/enable.sh > /data/apps/aggbatt/startup.log 2>&1 &"
 
@@ -98,7 +100,8 @@ async def test_uninstall_restores_feed_in_and_purge_keeps_it_until_then(
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
     (app / "src").symlink_to(ROOT_DIR / "src")
-    shutil.copy(ROOT_DIR / "uninstall.sh", app / "uninstall.sh")
+    for script in ("uninstall.sh", "rclocal.sh"):
+        shutil.copy(ROOT_DIR / script, app / script)
     save_state(app / "state", State(feed_in_original=1))
 
     async def uninstall() -> tuple[int, str]:
@@ -122,3 +125,37 @@ async def test_uninstall_restores_feed_in_and_purge_keeps_it_until_then(
         assert not app.exists()
     finally:
         await settings.close()
+
+
+def rc(tmp_path: Path, content: str, *calls: str) -> str:
+    """Run rc_add / rc_remove of rclocal.sh on an rc.local with ``content``."""
+    path = tmp_path / "rc.local"
+    path.write_text(content)
+    script = f". {ROOT_DIR / 'rclocal.sh'}; " + "; ".join(f"{c} {path}" for c in calls)
+    subprocess.run(["bash", "-euc", script], check=True, timeout=30)
+    return path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        # another program's boot line without a final newline: never glued onto it
+        ("#!/bin/bash\n/opt/other/start.sh &", f"#!/bin/bash\n/opt/other/start.sh &\n{LINE}\n"),
+        # an `exit 0` at the end: inserted before it, or it would never run
+        ("#!/bin/bash\necho a\nexit 0\n", f"#!/bin/bash\necho a\n{LINE}\nexit 0\n"),
+        ("", f"{LINE}\n"),
+    ],
+)
+def test_rc_local_gets_our_line_once_in_the_right_place(
+    tmp_path: Path, before: str, after: str
+) -> None:
+    """Before: appended after `exit 0`, and glued onto a line without a final newline."""
+    assert rc(tmp_path, before, "rc_add", "rc_add") == after
+
+
+def test_rc_local_loses_exactly_our_line(tmp_path: Path) -> None:
+    """Before: every line mentioning enable.sh went, a glued line of another program too."""
+    others = "#!/bin/bash\n# aggbatt: see /data/apps/aggbatt/enable.sh\n/opt/x.sh &\nexit 0\n"
+    assert rc(tmp_path, others, "rc_add", "rc_remove") == others
+    glued = f"#!/bin/bash\n/opt/other/start.sh &{LINE}\n"  # what the old enable.sh left
+    assert rc(tmp_path, glued, "rc_remove") == "#!/bin/bash\n/opt/other/start.sh &\n"
