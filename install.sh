@@ -1,15 +1,28 @@
 #!/bin/bash
 # Install or update aggbatt in /data/apps/aggbatt on Venus OS (v3.60 or later, Python 3.12).
-#   bash install.sh                    from an unpacked release or a clone, online (PyPI)
-#   bash install.sh --wheels DIR       offline, with the wheels in DIR (see docs/install.md)
-# Your config.toml and the state survive updates. ROOT (default /) prefixes every path; the
-# tests install into a temporary folder with it.
+#   bash install.sh [--yes]              from an unpacked release or a clone, online (PyPI)
+#   bash install.sh [--yes] --wheels DIR offline, with the wheels in DIR (see docs/install.md)
+# A first install checks the live system (aggbatt doctor --before-enable) and starts the
+# service only when you confirm (or pass --yes): the shipped config may not be your bank.
+# Running it again is an upgrade: the service is stopped and waited for, the files are
+# replaced in place (never the service folder under svscan), the service comes back up; your
+# config.toml and the state are kept byte for byte. ROOT (default /) prefixes every path; the
+# tests install into a temporary folder with it; AGGBATT_BUS (default system) is the bus.
 set -euo pipefail
 ROOT=${ROOT:-}
 SRC=$(cd "$(dirname "$0")" && pwd)
 APP="$ROOT/data/apps/aggbatt"
 WHEELS=""
-[ "${1:-}" = "--wheels" ] && WHEELS=$(cd "$2" && pwd)
+YES=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --wheels) WHEELS=$(cd "$2" && pwd); shift 2 ;;
+        --yes) YES=1; shift ;;
+        *) echo "usage: install.sh [--yes] [--wheels DIR]" >&2; exit 2 ;;
+    esac
+done
+UPGRADE=""
+grep -qs "/data/apps/aggbatt/enable.sh" "$ROOT/data/rc.local" && UPGRADE=1
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     echo "aggbatt needs Python 3.11 or later (Venus OS v3.60+); this is $(python3 --version)" >&2
@@ -19,9 +32,19 @@ if ! python3 -m venv --help >/dev/null 2>&1 && command -v opkg >/dev/null; then
     opkg update && opkg install python3-venv python3-pip
 fi
 
-mkdir -p "$APP/state"
-rm -rf "$APP/src" "$APP/service"
-cp -r "$SRC/src" "$SRC/service" "$SRC/pyproject.toml" "$SRC/README.md" "$APP/"
+if [ -z "$ROOT" ] && command -v svc >/dev/null && [ -e /service/aggbatt ]; then
+    svc -d /service/aggbatt  # SIGTERM: aggbatt writes the user's feed-in back first
+    for _ in $(seq 1 20); do
+        svstat /service/aggbatt 2>/dev/null | grep -q ": up" || break
+        sleep 0.5
+    done
+fi
+mkdir -p "$APP/state" "$APP/service/log"
+rm -rf "$APP/src"
+cp -r "$SRC/src" "$SRC/pyproject.toml" "$SRC/README.md" "$APP/"
+# in place: svscan's supervise/ folders inside the service folder stay where they are
+cp "$SRC/service/run" "$APP/service/run"
+cp "$SRC/service/log/run" "$APP/service/log/run"
 cp "$SRC/install.sh" "$SRC/uninstall.sh" "$SRC/enable.sh" "$SRC/rclocal.sh" "$APP/"
 cp "$SRC/config.toml" "$APP/config.default.toml"
 [ -f "$APP/config.toml" ] || cp "$SRC/config.toml" "$APP/config.toml"
@@ -42,5 +65,27 @@ PYTHONPATH="$APP/src" "$APP/venv/bin/python" -m aggbatt check --config "$APP/con
     echo "installed, but $APP/config.toml is not valid: fix it, then: bash $APP/enable.sh" >&2
     exit 1
 }
-bash "$APP/enable.sh"
-echo "aggbatt installed in $APP. Select it in the GUI as battery monitor and BMS: docs/install.md"
+if [ -n "$UPGRADE" ]; then
+    bash "$APP/enable.sh"
+    echo "aggbatt updated in $APP and running again; config and state kept"
+    exit 0
+fi
+echo "Checking the live system against $APP/config.toml:"
+PYTHONPATH="$APP/src" "$APP/venv/bin/python" -m aggbatt doctor --before-enable \
+    --config "$APP/config.toml" --bus "${AGGBATT_BUS:-system}" || true
+answer=""
+if [ -n "$YES" ]; then
+    answer=y
+elif [ -t 0 ]; then
+    read -r -p "Start aggbatt now with this config? [y/N] " answer || answer=""
+fi
+if [ "$answer" = y ] || [ "$answer" = Y ]; then
+    bash "$APP/enable.sh"
+    echo "aggbatt installed in $APP and started. Select it in the GUI as battery monitor and BMS:"
+    echo "see docs/install.md"
+else
+    echo "aggbatt installed in $APP but NOT started. Edit $APP/config.toml (batteries.expected,"
+    echo "cells_per_battery, chemistry, the voltages of [control.own]), check it with"
+    echo "  PYTHONPATH=$APP/src $APP/venv/bin/python -m aggbatt doctor --before-enable --config $APP/config.toml"
+    echo "then start it with: bash $APP/enable.sh"
+fi

@@ -14,7 +14,12 @@ LINE = "bash /data/apps/aggbatt/enable.sh > /data/apps/aggbatt/startup.log 2>&1 
 
 
 def sh(script: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ROOT": str(root), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = {
+        **os.environ,
+        "ROOT": str(root),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "AGGBATT_BUS": "unix:path=/nonexistent/bus",  # never the host's system bus
+    }
     env.pop("VIRTUAL_ENV", None)
     return subprocess.run(
         ["bash", str(script), *args],
@@ -34,32 +39,36 @@ def test_install_update_and_uninstall(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     app = root / "data" / "apps" / "aggbatt"
     assert (app / "venv" / "bin" / "python").exists()
+    # a first install is deliberate: checked against the bus, not started without a yes
+    assert "NOT started" in first.stdout and "doctor --before-enable" in first.stdout
+    assert "Traceback" not in first.stderr  # no bus here: the doctor says so in one line
+    assert not (root / "service" / "aggbatt").exists()
+    assert LINE not in (root / "data" / "rc.local").read_text()
+    confirmed = sh(str(ROOT_DIR / "install.sh"), root, "--yes")
+    assert confirmed.returncode == 0, confirmed.stderr
     assert (root / "service" / "aggbatt").resolve() == (app / "service").resolve()
     rc = (root / "data" / "rc.local").read_text()
     assert rc.count(LINE) == 1 and "echo other things" in rc
     # the service's own command line works from the installed tree
     env = {**os.environ, "PYTHONPATH": str(app / "src")}
     check = subprocess.run(
-        [
-            str(app / "venv" / "bin" / "python"),
-            "-m",
-            "aggbatt",
-            "check",
-            "--config",
-            str(app / "config.toml"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+        [str(app / "venv" / "bin" / "python"), "-m", "aggbatt", "check",
+         "--config", str(app / "config.toml")],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
     assert check.returncode == 0, check.stderr
-    # an update keeps the user's config and does not add the boot line twice
-    (app / "config.toml").write_text("[batteries]\nexpected = 3\n")
+    # an upgrade keeps config and state byte for byte, and svscan's supervise folders
+    config = b"[batteries]\nexpected = 3\n# mine\n"
+    (app / "config.toml").write_bytes(config)
+    (app / "state" / "state.json").write_bytes(b'{"version": 2, "charge_ah": 12.5}')
+    (app / "service" / "supervise").mkdir()
+    (app / "service" / "supervise" / "lock").write_text("")
     again = sh(str(ROOT_DIR / "install.sh"), root)
     assert again.returncode == 0, again.stderr
-    assert (app / "config.toml").read_text() == "[batteries]\nexpected = 3\n"
+    assert "updated" in again.stdout
+    assert (app / "config.toml").read_bytes() == config
+    assert (app / "state" / "state.json").read_bytes() == b'{"version": 2, "charge_ah": 12.5}'
+    assert (app / "service" / "supervise" / "lock").exists()
     assert (root / "data" / "rc.local").read_text().count(LINE) == 1
     # uninstall removes the boot line and the service link, keeps the app unless --purge
     gone = sh(str(app / "uninstall.sh"), root)

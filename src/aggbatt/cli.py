@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--state-dir", type=Path, help="aggbatt's state folder (feed-in held)")
     doctor.add_argument("--bus", help="system, session or a bus address")
     doctor.add_argument("--watch", type=float, default=3.0, help="seconds to watch the data")
+    doctor.add_argument(
+        "--before-enable",
+        action="store_true",
+        help="aggbatt is not started yet: check the packs against the config (install.sh)",
+    )
 
     restore = sub.add_parser(
         "restore-feed-in",
@@ -204,7 +209,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.state_dir is not None:
         held = load_state(args.state_dir, time.time()).state.feed_in_original
     facts = asyncio.run(gather(config, args.bus, args.watch, held))
-    findings = diagnose(facts, config)
+    findings = diagnose(facts, config, before_enable=args.before_enable)
     print(render(findings))
     return 1 if any(f.level == "problem" for f in findings) else 0
 

@@ -50,11 +50,14 @@ class Facts:
     """The user's feed-in value that aggbatt holds (from the state file), if any."""
 
 
-def diagnose(facts: Facts, config: Config) -> list[Finding]:
+def diagnose(facts: Facts, config: Config, before_enable: bool = False) -> list[Finding]:
+    """The findings; ``before_enable``: aggbatt is not started yet, so its absence is fine."""
     out: list[Finding] = []
     name = config.service.name
     instance = facts.ours.get("/DeviceInstance") if facts.ours else None
-    if facts.ours is None:
+    if facts.ours is None and before_enable:
+        out.append(Finding("ok", f"{name} is not started yet (first install)."))
+    elif facts.ours is None:
         out.append(
             Finding(
                 "problem",
