@@ -10,6 +10,10 @@ RC="$ROOT/data/rc.local"
 rc_add "$RC"
 mkdir -p "$ROOT/service"
 ln -sfn "$APP/service" "$ROOT/service/aggbatt"
+# the aggbatt command on PATH, where the root filesystem lets us (made again at every boot)
+if [ -d "$ROOT/usr/local/bin" ] && [ -w "$ROOT/usr/local/bin" ]; then
+    ln -sfn "$APP/aggbatt" "$ROOT/usr/local/bin/aggbatt" 2>/dev/null || true
+fi
 if command -v svc >/dev/null && [ -z "$ROOT" ]; then
     svc -t /service/aggbatt 2>/dev/null || svc -u /service/aggbatt 2>/dev/null || true
 fi

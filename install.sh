@@ -45,10 +45,10 @@ cp -r "$SRC/src" "$SRC/pyproject.toml" "$SRC/README.md" "$APP/"
 # in place: svscan's supervise/ folders inside the service folder stay where they are
 cp "$SRC/service/run" "$APP/service/run"
 cp "$SRC/service/log/run" "$APP/service/log/run"
-cp "$SRC/install.sh" "$SRC/uninstall.sh" "$SRC/enable.sh" "$SRC/rclocal.sh" "$APP/"
+cp "$SRC/install.sh" "$SRC/uninstall.sh" "$SRC/enable.sh" "$SRC/rclocal.sh" "$SRC/aggbatt" "$APP/"
 cp "$SRC/config.toml" "$APP/config.default.toml"
 [ -f "$APP/config.toml" ] || cp "$SRC/config.toml" "$APP/config.toml"
-chmod +x "$APP"/*.sh "$APP/service/run" "$APP/service/log/run"
+chmod +x "$APP"/*.sh "$APP/aggbatt" "$APP/service/run" "$APP/service/log/run"
 
 # system site packages: Venus's own python3-dbus-fast is used when it is new enough
 [ -x "$APP/venv/bin/python" ] || python3 -m venv --system-site-packages "$APP/venv"
@@ -86,6 +86,6 @@ if [ "$answer" = y ] || [ "$answer" = Y ]; then
 else
     echo "aggbatt installed in $APP but NOT started. Edit $APP/config.toml (batteries.expected,"
     echo "cells_per_battery, chemistry, the voltages of [control.own]), check it with"
-    echo "  PYTHONPATH=$APP/src $APP/venv/bin/python -m aggbatt doctor --before-enable --config $APP/config.toml"
+    echo "  $APP/aggbatt doctor --before-enable --config $APP/config.toml"
     echo "then start it with: bash $APP/enable.sh"
 fi

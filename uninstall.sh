@@ -16,6 +16,7 @@ if command -v svc >/dev/null && [ -z "$ROOT" ]; then
     done
 fi
 rm -f "$ROOT/service/aggbatt"
+[ -L "$ROOT/usr/local/bin/aggbatt" ] && rm -f "$ROOT/usr/local/bin/aggbatt"
 # shellcheck source=rclocal.sh
 . "$(dirname "$0")/rclocal.sh"
 rc_remove "$RC"
