@@ -21,6 +21,11 @@ while [ $# -gt 0 ]; do
         *) echo "usage: install.sh [--yes] [--wheels DIR]" >&2; exit 2 ;;
     esac
 done
+# a release tarball carries its wheels: use the ones for this CPU, offline
+[ -z "$WHEELS" ] && [ -d "$SRC/wheels" ] && WHEELS="$SRC/wheels"
+if [ -n "$WHEELS" ] && [ -d "$WHEELS/$(uname -m)" ]; then
+    WHEELS="$WHEELS/$(uname -m)"
+fi
 UPGRADE=""
 grep -qs "/data/apps/aggbatt/enable.sh" "$ROOT/data/rc.local" && UPGRADE=1
 
@@ -58,7 +63,11 @@ if ! "$APP/venv/bin/python" -c 'import dbus_fast, sys; from importlib.metadata i
 sys.exit(tuple(map(int, version("dbus-fast").split(".")[:2])) < (2, 22))' 2>/dev/null; then
     SKIP_CYTHON=1 "${PIP[@]}" "dbus-fast>=2.22"
 fi
-"${PIP[@]}" "pydantic>=2"
+"${PIP[@]}" "pydantic>=2" || {
+    echo "could not install pydantic. Without internet, use the wheels of a release tarball" >&2
+    echo "(they are used by themselves) or: bash install.sh --wheels DIR (docs/install.md)" >&2
+    exit 1
+}
 
 # aggbatt itself runs from $APP/src (PYTHONPATH in service/run): nothing to build on the device
 PYTHONPATH="$APP/src" "$APP/venv/bin/python" -m aggbatt check --config "$APP/config.toml" >/dev/null || {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,51 @@ def test_rc_local_loses_exactly_our_line(tmp_path: Path) -> None:
     assert rc(tmp_path, others, "rc_add", "rc_remove") == others
     glued = f"#!/bin/bash\n/opt/other/start.sh &{LINE}\n"  # what the old enable.sh left
     assert rc(tmp_path, glued, "rc_remove") == "#!/bin/bash\n/opt/other/start.sh &\n"
+
+
+def test_a_release_installs_offline_from_its_own_wheels(tmp_path: Path) -> None:
+    """`./dev release`: one tarball with pinned wheels for both GX CPUs and checksums; its
+    install.sh takes the wheels for the device's CPU by itself (no internet, no --wheels)."""
+    import platform
+    import tarfile
+
+    dist = tmp_path / "dist"
+    built = subprocess.run(
+        ["bash", str(ROOT_DIR / "dev"), "release", str(dist)],
+        capture_output=True, text=True, timeout=600, check=False, cwd=ROOT_DIR,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (tarball,) = dist.glob("aggbatt-*.tar.gz")
+    sha = subprocess.run(["sha256sum", "-c", tarball.name + ".sha256"], cwd=dist, check=False)
+    assert sha.returncode == 0
+    with tarfile.open(tarball) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    (release,) = (tmp_path / "unpacked").iterdir()
+    wheels = release / "wheels"
+    for arch in ("armv7l", "aarch64"):
+        assert list((wheels / arch).glob(f"pydantic_core-*-cp312-*{arch}*.whl")), arch
+    sums = subprocess.run(["sha256sum", "-c", "wheels/SHA256SUMS"], cwd=release, check=False)
+    assert sums.returncode == 0
+    # this machine stands in for the GX: its CPU's wheels (and dbus-fast, which Venus has)
+    host = wheels / platform.machine()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(host),
+         "pydantic", "dbus-fast>=2.22"],
+        check=True, timeout=300,
+    )  # fmt: skip
+    root = tmp_path / "venus"
+    (root / "data").mkdir(parents=True)
+    env = {**os.environ, "ROOT": str(root), "AGGBATT_BUS": "unix:path=/nonexistent/bus",
+           "PIP_INDEX_URL": "http://127.0.0.1:9/simple"}  # fmt: skip
+    env.pop("VIRTUAL_ENV", None)
+    offline = subprocess.run(
+        ["bash", str(release / "install.sh"), "--yes"],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    app = root / "data" / "apps" / "aggbatt"
+    check = subprocess.run(
+        [str(app / "aggbatt"), "check", "--config", str(app / "config.toml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
