@@ -14,6 +14,7 @@ ln -sfn "$APP/service" "$ROOT/service/aggbatt"
 if [ -d "$ROOT/usr/local/bin" ] && [ -w "$ROOT/usr/local/bin" ]; then
     ln -sfn "$APP/aggbatt" "$ROOT/usr/local/bin/aggbatt" 2>/dev/null || true
 fi
-if command -v svc >/dev/null && [ -z "$ROOT" ]; then
-    svc -t /service/aggbatt 2>/dev/null || svc -u /service/aggbatt 2>/dev/null || true
+# up (svscan finds a new link within 5 s by itself; an upgrade left it down on purpose)
+if command -v svc >/dev/null; then
+    svc -u "$ROOT/service/aggbatt" 2>/dev/null || true
 fi

@@ -37,10 +37,11 @@ if ! python3 -m venv --help >/dev/null 2>&1 && command -v opkg >/dev/null; then
     opkg update && opkg install python3-venv python3-pip
 fi
 
-if [ -z "$ROOT" ] && command -v svc >/dev/null && [ -e /service/aggbatt ]; then
-    svc -d /service/aggbatt  # SIGTERM: aggbatt writes the user's feed-in back first
-    for _ in $(seq 1 20); do
-        svstat /service/aggbatt 2>/dev/null | grep -q ": up" || break
+SERVICE="$ROOT/service/aggbatt"
+if command -v svc >/dev/null && [ -e "$SERVICE" ]; then
+    svc -d "$SERVICE" 2>/dev/null || true  # SIGTERM: aggbatt writes the feed-in back first
+    for _ in $(seq 1 40); do
+        svstat "$SERVICE" 2>/dev/null | grep -q ": up" || break
         sleep 0.5
     done
 fi

@@ -8,12 +8,14 @@ set -eu
 ROOT=${ROOT:-}
 APP="$ROOT/data/apps/aggbatt"
 RC="$ROOT/data/rc.local"
-if command -v svc >/dev/null && [ -z "$ROOT" ]; then
-    svc -d /service/aggbatt 2>/dev/null || true
-    for _ in 1 2 3 4 5 6 7 8 9 10; do  # the daemon restores feed-in on its way down
-        svstat /service/aggbatt 2>/dev/null | grep -q ": up" || break
-        sleep 1
+SERVICE="$ROOT/service/aggbatt"
+if command -v svc >/dev/null && [ -e "$SERVICE" ]; then
+    svc -d "$SERVICE" 2>/dev/null || true
+    for _ in $(seq 1 20); do  # the daemon restores feed-in on its way down
+        svstat "$SERVICE" 2>/dev/null | grep -q ": up" || break
+        sleep 0.5
     done
+    svc -dx "$SERVICE" "$SERVICE/log" 2>/dev/null || true  # and supervise leaves too
 fi
 rm -f "$ROOT/service/aggbatt"
 [ -L "$ROOT/usr/local/bin/aggbatt" ] && rm -f "$ROOT/usr/local/bin/aggbatt"
