@@ -62,7 +62,11 @@ PIP=("$APP/venv/bin/python" -m pip install -q --disable-pip-version-check)
 [ -n "$WHEELS" ] && PIP+=(--no-index --find-links "$WHEELS")
 if ! "$APP/venv/bin/python" -c 'import dbus_fast, sys; from importlib.metadata import version
 sys.exit(tuple(map(int, version("dbus-fast").split(".")[:2])) < (2, 22))' 2>/dev/null; then
-    SKIP_CYTHON=1 "${PIP[@]}" "dbus-fast>=2.22"
+    SKIP_CYTHON=1 "${PIP[@]}" "dbus-fast>=2.22" || {
+        echo "dbus-fast 2.22 or newer is missing and could not be installed: aggbatt needs" >&2
+        echo "Venus OS v3.60 or later, which ships it (docs/install.md)" >&2
+        exit 1
+    }
 fi
 "${PIP[@]}" "pydantic>=2" || {
     echo "could not install pydantic. Without internet, use the wheels of a release tarball" >&2

@@ -99,6 +99,12 @@ async def test_install_upgrade_stop_and_uninstall_under_daemontools(
         assert sum("supervise log" in p for p in running) == 1, running
         assert sum("-m aggbatt run" in p for p in running) == 1, running
         assert (app / "config.toml").read_bytes() == config
+        await wait_until(lambda: (root / "var/log/aggbatt/current").stat().st_size > 0, 10)
+        logged = subprocess.run(
+            [str(app / "aggbatt"), "log", "5"], env=env, capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+        assert logged.returncode == 0 and "aggbatt" in logged.stdout
 
         stopped = subprocess.run(["svc", "-d", str(root / "service" / "aggbatt")], check=False)
         assert stopped.returncode == 0
