@@ -210,3 +210,58 @@ def test_cli_imports_config_and_state(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "cannot read" in bad.stderr
+
+
+def import_cli(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggbatt", "import-ini", str(folder / "config.ini"),
+         "--defaults", str(DEFAULTS), *extra],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_after_import_temperature_is_off_as_in_the_reference(tmp_path: Path) -> None:
+    """Before: an imported LTO bank stopped charging at 0 °C, which the reference never did."""
+    text, config = import_ini(REF / "config_LTO.ini", DEFAULTS)
+    assert config.temperature.enabled is False
+    assert "the reference did not limit by temperature" in text
+    assert config.batteries.chemistry == "LTO"
+    # switched on, an LTO bank gets LTO's thresholds, not LFP's 0 °C
+    data: dict[str, Any] = config.model_dump()
+    data["temperature"] = {"enabled": True}
+    from aggbatt.config import validate_config
+
+    assert validate_config(data).temperature.charge_min == -20.0
+
+
+def test_dropped_options_and_changed_meanings_are_said_on_stderr(tmp_path: Path) -> None:
+    """Before: the notes were only comments in the TOML."""
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    ini = (REF / "config_LFP.ini").read_text()
+    (folder / "config.ini").write_text(
+        ini + "\nIGNORE_SMARTSHUNT_ABSENCE = True\nMULTI_KEYWORD = com.victronenergy.vebus.ttyS4\n"
+    )
+    proc = import_cli(folder)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
+    assert any("IGNORE_SMARTSHUNT_ABSENCE" in n and "BMS current" in n for n in notes), notes
+    assert any("MULTI_KEYWORD" in n and "not supported" in n for n in notes), notes
+    assert "ignore_smartshunt_absence = false" in proc.stdout  # the reference's meaning
+
+
+def test_state_dir_keeps_what_is_usable_and_says_it_plainly(tmp_path: Path) -> None:
+    """Before: an unusable counter file dropped a valid last balancing too, and the summary
+    was a Python repr."""
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    (folder / "config.ini").write_text((REF / "config_LFP.ini").read_text())
+    (folder / "storedvalue_charge").write_text("garbage")
+    (folder / "storedvalue_last_balancing").write_text("100")
+    proc = import_cli(folder, "--state-dir", str(tmp_path / "state"))
+    assert proc.returncode == 0, proc.stderr
+    stored = json.loads((tmp_path / "state" / "state.json").read_text())
+    assert stored["charge_ah"] is None and stored["last_balancing"] is not None
+    assert "State(" not in proc.stderr
+    assert "charge counter none, last balancing 20" in proc.stderr
+    assert "storedvalue_charge is unusable" in proc.stderr

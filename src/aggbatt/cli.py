@@ -304,19 +304,32 @@ def cmd_import(args: argparse.Namespace) -> int:
     from aggbatt.importini import IniImportError, import_ini
     from aggbatt.state import read_reference_files, save_state
 
+    notes: list[str] = []
     try:
-        text, _ = import_ini(args.ini, args.defaults)
+        text, _ = import_ini(args.ini, args.defaults, notes)
     except (IniImportError, ConfigError) as exc:
         print(f"aggbatt import-ini: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     sys.stdout.write(text)
+    for note in notes:  # every dropped option and changed meaning, also in the TOML
+        print(f"note: {note}", file=sys.stderr)
     if args.state_dir is not None:
+        logging.basicConfig(level="WARNING", format="%(message)s", stream=sys.stderr)
         state = read_reference_files(args.ini.resolve().parent, time.time())
         if state is None:
             print(f"no charge/last_balancing files beside {args.ini}", file=sys.stderr)
         else:
             save_state(args.state_dir, state)
-            print(f"imported {state} into {args.state_dir}", file=sys.stderr)
+            charge = "none" if state.charge_ah is None else f"{state.charge_ah:g} Ah"
+            last = (
+                "never (due at once)"
+                if state.last_balancing is None
+                else time.strftime("%Y-%m-%d", time.localtime(state.last_balancing))
+            )
+            print(
+                f"imported into {args.state_dir}: charge counter {charge}, last balancing {last}",
+                file=sys.stderr,
+            )
     return 0
 
 

@@ -272,6 +272,16 @@ class DaemonConfig(_Section):
     log_period: float = Field(300.0, ge=0.0, le=86400.0)
 
 
+LTO_TEMPERATURE: dict[str, Any] = {
+    "charge_min": -20.0,
+    "charge_temperatures": [-30.0, -20.0, -10.0, 45.0, 55.0, 60.0],
+    "charge_factors": [0.0, 0.3, 1.0, 1.0, 0.3, 0.0],
+    "discharge_temperatures": [-40.0, -30.0, -20.0, 50.0, 55.0, 65.0],
+    "discharge_factors": [0.0, 0.3, 1.0, 1.0, 0.3, 0.0],
+}
+"""[temperature] defaults for LTO (it charges down to about -20 °C); LFP's are the model's."""
+
+
 class Config(_Section):
     batteries: BatteriesConfig = BatteriesConfig()
     current: CurrentConfig = CurrentConfig()
@@ -280,6 +290,21 @@ class Config(_Section):
     temperature: TemperatureConfig = TemperatureConfig()
     service: ServiceConfig = ServiceConfig()
     daemon: DaemonConfig = DaemonConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chemistry_defaults(cls, data: Any) -> Any:
+        """The temperature thresholds of the chemistry, where the user gave none."""
+        if not isinstance(data, dict):
+            return data
+        batteries = data.get("batteries")
+        if isinstance(batteries, dict) and batteries.get("chemistry") == "LTO":
+            given = data.get("temperature")
+            temperature = dict(given) if isinstance(given, dict) else {}
+            for key, value in LTO_TEMPERATURE.items():
+                temperature.setdefault(key, value)
+            data = {**data, "temperature": temperature}
+        return data
 
     @model_validator(mode="after")
     def _safe_voltages(self) -> Config:

@@ -169,8 +169,11 @@ def convert(options: dict[str, str]) -> Converted:
         )
     keep = "the reference's fixed instance, kept for VRM history; localsettings may grant another"
     out.set("service", "device_instance", 99, keep)
-    new = "new: cell temperature limits CCL/DCL in own mode; false = the reference's behaviour"
-    out.set("temperature", "enabled", True, new)
+    off = (
+        "the reference did not limit by temperature; true turns on aggbatt's cold and hot "
+        "limits, with the thresholds of batteries.chemistry (LFP: no charge at 0 °C)"
+    )
+    out.set("temperature", "enabled", False, off)
     _fit_safety_rules(out)
     return out
 
@@ -265,9 +268,33 @@ def _h_current(out: Converted, name: str, raw: str, o: dict[str, str], _own: boo
 
 def _h_keyword(key: str) -> Any:
     def handle(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bool) -> None:
-        out.set("current", key, bool(raw.strip()), f"{name} = {raw.strip() or '(empty)'}")
+        value = raw.strip().strip("\"'")
+        out.set("current", key, bool(value), f"{name} = {value or '(empty)'}")
+        standard = {
+            "vebus": "com.victronenergy.vebus",
+            "solar_chargers": "com.victronenergy.solarcharger",
+        }[key]
+        if value and value.rstrip(".") != standard:
+            out.notes.append(
+                f"{name} = {value}: aggbatt takes every {standard} service; another name is "
+                f"not supported (current.{key} = true)"
+            )
 
     return handle
+
+
+def _h_shunt_absence(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bool) -> None:
+    """The reference: a missing shunt makes the cycle use the BMS current. That is what aggbatt
+    always does, so the reference's true is aggbatt's false (its true would ignore the shunt)."""
+    if _bool(name, raw):
+        out.notes.append(
+            f"{name} = True: aggbatt falls back to the BMS current by itself (with an alarm), "
+            "as the reference did; current.ignore_smartshunt_absence stays false"
+        )
+    out.set(
+        "current", "ignore_smartshunt_absence", False,
+        f"{name} = {raw.strip()}: a missing shunt means the BMS current, as in the reference",
+    )  # fmt: skip
 
 
 def _h_logging(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bool) -> None:
@@ -331,7 +358,7 @@ _HANDLERS: dict[str, Any] = {
     "DC_LOADS": lambda out, n, raw, o, own: out.set("current", "smartshunts", _bool(n, raw)),
     "USE_SMARTSHUNTS": lambda out, n, raw, o, own: out.set("current", "smartshunts", _shunts(raw)),
     "INVERT_SMARTSHUNTS": _h_simple("current", "invert_smartshunts", "bool"),
-    "IGNORE_SMARTSHUNT_ABSENCE": _h_simple("current", "ignore_smartshunt_absence", "bool"),
+    "IGNORE_SMARTSHUNT_ABSENCE": _h_shunt_absence,
     "CAN_batteries": _h_can,
     "OWN_SOC": _h_simple("soc", "own", "bool"),
     "ZERO_SOC": _h_simple("soc", "zero_reset", "bool"),
@@ -431,9 +458,15 @@ def to_toml(out: Converted, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def import_ini(path: Path, defaults: Path | None = None) -> tuple[str, Config]:
-    """(TOML text, the validated config) for a reference config.ini; raises IniImportError."""
+def import_ini(
+    path: Path, defaults: Path | None = None, notes: list[str] | None = None
+) -> tuple[str, Config]:
+    """(TOML text, the validated config) for a reference config.ini; raises IniImportError.
+
+    ``notes`` receives every dropped option and changed meaning (the TOML has them too)."""
     out = convert(read_ini(path, defaults))
+    if notes is not None:
+        notes.extend(out.notes)
     _passthrough_policy(out)
     nested: dict[str, Any] = {}
     for section, values in out.data.items():

@@ -181,15 +181,17 @@ def read_reference_files(folder: Path, now: float) -> State | None:
             continue
         charge: float | None = None
         last: float | None = None
-        try:
+        try:  # each file on its own: an unusable one never drops the other
             if charge_path.exists():
                 charge = _finite(float(charge_path.read_text().strip()), charge_name, 0.0)
+        except (OSError, ValueError) as exc:
+            log.error("%s is unusable (%s): the counter starts from the BMS SoC", charge_path, exc)
+        try:
             if balancing_path.exists():
                 day = int(float(balancing_path.read_text().strip()))
                 if day > 0:  # the reference wrote 0 for "never"
                     last = day_of_year_to_time(day, now)
         except (OSError, ValueError) as exc:
-            log.error("reference state files in %s are unusable (%s); ignored", folder, exc)
-            return None
+            log.error("%s is unusable (%s): balancing is due at once", balancing_path, exc)
         return State(charge_ah=charge, last_balancing=last)
     return None
