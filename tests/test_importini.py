@@ -265,3 +265,43 @@ def test_state_dir_keeps_what_is_usable_and_says_it_plainly(tmp_path: Path) -> N
     assert "State(" not in proc.stderr
     assert "charge counter none, last balancing 20" in proc.stderr
     assert "storedvalue_charge is unusable" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("fixture", "cells", "chemistry"),
+    [("settings_v2.py", 16, "LFP"), ("settings_v3.py", 24, "LTO")],
+)
+def test_v2_and_v3_settings_py_import_without_being_run(
+    fixture: str, cells: int, chemistry: str
+) -> None:
+    """Before: v3.2-v3.6 settings.py 'is not a valid INI file'; v3.0/v3.1's Python quoting
+    ("'/ProductName'") was refused."""
+    notes: list[str] = []
+    text, config = import_ini(REF / fixture, notes=notes)
+    assert config.batteries.cells_per_battery == cells
+    assert config.batteries.chemistry == chemistry
+    assert config.control.mode == "own"
+    if fixture == "settings_v2.py":  # computed from earlier names, as the file wrote them
+        assert config.control.own.charge_curve_voltages == [2.9, 2.95, 3.3, 3.4, 3.45]
+        assert config.control.own.charge_voltage_per_month == [3.40] * 12
+    else:
+        assert any("LOG_FORMAT" in n for n in notes)
+        assert "[control.own]" in text
+
+
+def test_settings_py_that_needs_running_is_refused_naming_the_line(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.py"
+    settings.write_text("import os\nNR_OF_BATTERIES = int(os.environ['N'])\n")
+    with pytest.raises(
+        IniImportError, match=r"settings.py:2: NR_OF_BATTERIES is not a plain value"
+    ):
+        import_ini(settings)
+
+
+def test_ini_values_in_python_quotes_are_accepted(tmp_path: Path) -> None:
+    ini = tmp_path / "config.ini"
+    ini.write_text(
+        (REF / "config_LFP.ini").read_text() + "\nBATTERY_PRODUCT_NAME_PATH = \"'/ProductName'\"\n"
+    )
+    _, config = import_ini(ini, DEFAULTS)
+    assert config.control.mode == "own"

@@ -1,4 +1,9 @@
-"""``aggbatt import-ini``: a dbus-aggregate-batteries config.ini as an aggbatt config.toml.
+"""``aggbatt import-ini``: a dbus-aggregate-batteries config as an aggbatt config.toml.
+
+It reads every released format: the v4 ``config.ini`` (over ``config.default.ini``) and the
+v2.x/v3.x ``settings.py``, whose assignments are parsed (:mod:`ast`), never executed: literal
+values, earlier options by name and arithmetic on them; anything else is refused naming its
+line. Python quoting inside values (``"'/ProductName'"``) is taken off.
 
 Every option of the reference (v4.x names and the older v2/v3 ones) is either mapped, or
 dropped with a comment saying why it is not needed, or refused with an error naming it and
@@ -9,8 +14,10 @@ with a pointer to the better setting.
 
 from __future__ import annotations
 
+import ast
 import configparser
 import math
+import operator
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +98,80 @@ def read_ini(path: Path, defaults: Path | None = None) -> dict[str, str]:
     options = dict(parser.defaults())
     for section in parser.sections():
         options.update(parser[section])
-    return {ALIASES.get(k, k): v.strip() for k, v in options.items()}
+    return {ALIASES.get(k, k): _unquote(v) for k, v in options.items()}
+
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv}  # fmt: skip
+
+
+def _python_value(node: ast.expr, known: dict[str, Any]) -> Any:
+    """A value of settings.py without running it: literals, earlier names, arithmetic."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool | int | float | str):
+        return node.value
+    if isinstance(node, ast.List | ast.Tuple):
+        return [_python_value(e, known) for e in node.elts]
+    if isinstance(node, ast.Name) and node.id in known:
+        return known[node.id]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        value = _python_value(node.operand, known)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        a, b = _python_value(node.left, known), _python_value(node.right, known)
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b)):
+            return round(_BINARY[type(node.op)](a, b), 6)
+    raise ValueError(ast.dump(node)[:60])
+
+
+def _as_text(value: Any) -> str:
+    """A settings.py value as the INI text the option handlers read."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_as_text(v) for v in value) + "]"
+    return _unquote(str(value))
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    while len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1].strip()
+    return text
+
+
+def read_settings_py(path: Path) -> tuple[dict[str, str], list[str]]:
+    """(options, notes) of a v2.x/v3.x settings.py; names that are no option are noted."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise IniImportError(f"cannot read {path} as the reference's settings.py: {exc}") from None
+    known: dict[str, Any] = {}
+    options: dict[str, str] = {}
+    ignored: list[str] = []
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue  # imports, functions, comments: not settings
+        target = node.targets[0]
+        if not isinstance(target, ast.Name) or not target.id.isupper():
+            continue
+        try:
+            value = _python_value(node.value, known)
+        except ValueError:
+            raise IniImportError(
+                f"{path}:{node.lineno}: {target.id} is not a plain value (aggbatt never runs the "
+                "file); write the value it has, e.g. 3.45 or [1, 0.5]"
+            ) from None
+        known[target.id] = value
+        name = ALIASES.get(target.id, target.id)
+        if name in _known_options():
+            options[name] = _as_text(value)
+        else:
+            ignored.append(target.id)
+    notes = [f"{', '.join(ignored)} in {path.name}: not options of the reference; ignored"]
+    return options, notes if ignored else []
+
+
+def _known_options() -> set[str]:
+    return {*NOT_NEEDED, *FIXED, *UNSUPPORTED_UNLESS_ZERO, *_HANDLERS, "CHARGE_VOLTAGE"}
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -464,7 +544,12 @@ def import_ini(
     """(TOML text, the validated config) for a reference config.ini; raises IniImportError.
 
     ``notes`` receives every dropped option and changed meaning (the TOML has them too)."""
-    out = convert(read_ini(path, defaults))
+    if path.suffix == ".py":
+        options, ignored = read_settings_py(path)
+    else:
+        options, ignored = read_ini(path, defaults), []
+    out = convert(options)
+    out.notes[:0] = ignored
     if notes is not None:
         notes.extend(out.notes)
     _passthrough_policy(out)
