@@ -57,7 +57,7 @@ def test_every_option_is_documented_in_the_default_file() -> None:
         ({"control": {"own": {"charge_voltage_per_month": [3.4] * 11}}}, "needs 12 values"),
         ({"control": {"own": {"min_cell_voltage": 3.5}}}, "must be below max_cell_voltage"),
         ({"control": {"own": {"charge_curve_voltages": [3.4, 3.3, 3.5, 3.6, 3.7]}}}, "ascending"),
-        ({"control": {"own": {"min_cell_voltage": 3.3}}}, "give the curve explicitly"),
+        ({"control": {"own": {"min_cell_voltage": 3.4}}}, "give the curve explicitly"),
         ({"control": {"own": {"max_cell_voltage": 4.1}}}, "batteries.chemistry"),
         ({"control": {"own": {"balancing_voltage": 3.49}}}, "at most 3.485"),
         ({"soc": {"own": True}, "control": {"mode": "passthrough"}}, "soc.full_cell_voltage"),

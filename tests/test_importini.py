@@ -305,3 +305,28 @@ def test_ini_values_in_python_quotes_are_accepted(tmp_path: Path) -> None:
     )
     _, config = import_ini(ini, DEFAULTS)
     assert config.control.mode == "own"
+
+
+def test_equal_curve_points_are_a_step_as_in_the_reference(tmp_path: Path) -> None:
+    """Before: refused ("must be strictly ascending") without naming the INI option."""
+    from aggbatt.core.curve import interpolate
+
+    ini = tmp_path / "config.ini"
+    ini.write_text(
+        (REF / "config_LFP.ini").read_text()
+        + "\nCELL_CHARGE_LIMITING_VOLTAGE = 2.90, 2.95, 3.30, 3.45, 3.45\n"
+    )
+    _, config = import_ini(ini, DEFAULTS)
+    volts, factors = config.control.own.charge_curve
+    assert volts == [2.90, 2.95, 3.30, 3.45, 3.45]
+    assert interpolate(3.45, volts, factors) == factors[-1]  # a step, no division by zero
+    assert interpolate(3.449, volts, factors) == pytest.approx(0.1, abs=0.01)
+
+
+def test_a_refused_import_names_the_ini_option(tmp_path: Path) -> None:
+    ini = tmp_path / "config.ini"
+    ini.write_text(
+        (REF / "config_LFP.ini").read_text() + "\nCELL_CHARGE_LIMITING_VOLTAGE = 3.4, 3.3, 3.5\n"
+    )
+    with pytest.raises(Exception, match=r"INI option .*CELL_CHARGE_LIMITING_VOLTAGE"):
+        import_ini(ini, DEFAULTS)

@@ -64,9 +64,12 @@ class _Section(BaseModel):
     )
 
 
-def _strictly_ascending(name: str, values: list[float]) -> list[float]:
-    if any(b <= a for a, b in itertools.pairwise(values)):
-        raise ValueError(f"{name} must be strictly ascending, got {values}")
+def _ascending(name: str, values: list[float]) -> list[float]:
+    """Curve points in ascending order; two equal points make a step (the reference accepted
+    them, e.g. BALANCING_VOLTAGE = MAX_CELL_VOLTAGE, and the interpolation never divides by
+    their zero distance)."""
+    if any(b < a for a, b in itertools.pairwise(values)):
+        raise ValueError(f"{name} must be in ascending order, got {values}")
     return values
 
 
@@ -162,7 +165,7 @@ class OwnControlConfig(_Section):
                     f" give {kind}_curve_voltages explicitly"
                 )
             try:
-                _strictly_ascending(f"{kind}_curve_voltages", volts or self._derived(kind))
+                _ascending(f"{kind}_curve_voltages", volts or self._derived(kind))
             except ValueError as exc:
                 derived = "" if volts else " (derived from min/balancing/max cell voltage)"
                 raise ValueError(f"{exc}{derived}; give the curve explicitly") from None
@@ -250,7 +253,7 @@ class TemperatureConfig(_Section):
                     f"{kind}_temperatures ({len(temps)} points) and {kind}_factors "
                     f"({len(factors)}) must be non-empty and of equal length"
                 )
-            _strictly_ascending(f"{kind}_temperatures", temps)
+            _ascending(f"{kind}_temperatures", temps)
         return self
 
 

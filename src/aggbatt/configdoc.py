@@ -84,7 +84,7 @@ def render(toml_text: str) -> str:
         "",
         "Generated from the config model (`src/aggbatt/config.py`) and the comments of the",
         "default `config.toml` by `python -m aggbatt.configdoc config.toml`. Do not edit by hand.",
-        "Validation beyond the ranges: lists that are interpolated must be strictly ascending and",
+        "Validation beyond the ranges: lists that are interpolated must be in ascending order and",
         "as long as their factor lists; `charge_voltage_per_month` needs 12 values; every per-cell",
         "voltage must lie in 1.5..4.5 V; `min_cell_voltage` must be below `max_cell_voltage`.",
     ]

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aggbatt.config import CELL_WINDOWS, LFP_MONTHS, Config, OwnControlConfig, validate_config
+from aggbatt.config import (
+    CELL_WINDOWS,
+    LFP_MONTHS,
+    Config,
+    ConfigError,
+    OwnControlConfig,
+    validate_config,
+)
 from aggbatt.core.balancing import GOAL_MARGIN_V
 
 
@@ -73,8 +80,15 @@ class Converted:
     comments: dict[tuple[str, str], str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    option: str = ""
+    """The INI option being converted (its name goes with the keys it sets)."""
+    origins: dict[str, str] = field(default_factory=dict)
+    """TOML key ("section.key") -> the INI option it came from, for error messages."""
+
     def set(self, section: str, key: str, value: Any, comment: str = "") -> None:
         self.data.setdefault(section, {})[key] = value
+        if self.option:
+            self.origins[f"{section}.{key}"] = self.option
         if comment:
             self.comments[(section, key)] = comment
 
@@ -238,7 +252,9 @@ def convert(options: dict[str, str]) -> Converted:
     out.set("control", "mode", "own" if own else "passthrough")
     for name, handler in _HANDLERS.items():
         if name in options:
+            out.option = name
             handler(out, name, options[name], options, own)
+    out.option = ""
     if "CHARGE_VOLTAGE" in options and "CHARGE_VOLTAGE_LIST" not in options:
         v = _number("CHARGE_VOLTAGE", options["CHARGE_VOLTAGE"])
         out.set(
@@ -484,6 +500,17 @@ _HANDLERS: dict[str, Any] = {
 }
 
 
+def _with_options(line: str, origins: dict[str, str]) -> str:
+    """An error line with the INI options behind the keys it names."""
+    text = line.strip()
+    named = []
+    for key, option in origins.items():
+        section, _, field_name = key.rpartition(".")
+        if key in text or (text.startswith(f"{section}:") and field_name in text):
+            named.append(option)
+    return f"{line} (INI option {', '.join(sorted(set(named)))})" if named else line
+
+
 def _passthrough_policy(out: Converted) -> None:
     pt = out.data.setdefault("control.passthrough", {})
     if "current_policy" not in pt:
@@ -559,5 +586,10 @@ def import_ini(
         for part in section.split("."):
             target = target.setdefault(part, {})
         target.update(values)
-    config = validate_config(nested, f"the config imported from {path}")
+    try:
+        config = validate_config(nested, f"the config imported from {path}")
+    except ConfigError as exc:  # name the INI option behind each key, the user knows those
+        raise ConfigError(
+            "\n".join(_with_options(line, out.origins) for line in str(exc).split("\n"))
+        ) from None
     return to_toml(out, path.name), config
