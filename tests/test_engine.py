@@ -98,3 +98,14 @@ def test_a_known_pack_gone_for_good_counts_as_an_offline_module() -> None:
     )
     assert result.aggregate.modules_offline == 1
     assert result.aggregate.alarms["BmsCable"] == 1
+
+
+def test_balancing_switched_off_never_raises_the_cvl() -> None:
+    """v3.0's BALANCING_CVL_ENABLED = False: a bank never balanced stays at the month's CVL."""
+    off = validate_config({"batteries": {"expected": 2}, "control": {"own": {"balancing": False}}})
+    result = run_cycle(
+        snapshots(), NAMES, off, initial_state(State()), now_mono=1.0, now_wall=NOW, month=5
+    )
+    assert result.state.balancing.phase == "idle"
+    assert result.limits.cvl.value == pytest.approx(16 * 3.40)
+    assert result.limits.mode.text == "Bulk"

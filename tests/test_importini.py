@@ -330,3 +330,10 @@ def test_a_refused_import_names_the_ini_option(tmp_path: Path) -> None:
     )
     with pytest.raises(Exception, match=r"INI option .*CELL_CHARGE_LIMITING_VOLTAGE"):
         import_ini(ini, DEFAULTS)
+
+
+def test_the_v3_balancing_switch_is_imported(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.py"
+    settings.write_text((REF / "settings_v3.py").read_text() + "BALANCING_CVL_ENABLED = False\n")
+    _, config = import_ini(settings)
+    assert config.control.own.balancing is False

@@ -118,6 +118,7 @@ class OwnControlConfig(_Section):
         default_factory=lambda: list(LFP_MONTHS),
         json_schema_extra={"fix": "give 12 per-cell voltages, January to December"},
     )
+    balancing: bool = True
     balancing_voltage: CellVoltage = 3.45
     balancing_repetition_days: float = Field(10.0, ge=1.0, le=365.0)
     balancing_max_hours: float = Field(

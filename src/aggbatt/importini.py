@@ -464,6 +464,7 @@ _HANDLERS: dict[str, Any] = {
     "BATTERY_EFFICIENCY": _h_simple("soc", "efficiency", "float"),
     "OWN_CHARGE_PARAMETERS": lambda *a: None,  # read first, sets control.mode
     "BALANCING_VOLTAGE": _h_simple("control.own", "balancing_voltage", "float"),
+    "BALANCING_CVL_ENABLED": _h_simple("control.own", "balancing", "bool"),
     "BALANCING_REPETITION": _h_simple(
         "control.own",
         "balancing_repetition_days",

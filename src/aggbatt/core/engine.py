@@ -231,7 +231,7 @@ def run_cycle(
     if config.control.mode == "own":
         month_voltage = config.control.own.charge_voltage_per_month[month - 1]
         settings = balancing_settings(config)
-        if agg.online:
+        if agg.online and config.control.own.balancing:
             balancing = bal.step(
                 balancing, now_wall, month_voltage, agg.voltage, agg.cell_diff, settings
             )
