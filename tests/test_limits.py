@@ -39,14 +39,14 @@ def own(
 ) -> ChargeLimits:
     """Own mode's limits after the safety rules, as the engine publishes them."""
     raw = own_limits(agg, config, target, state or ControllerState())
-    return enforce(raw, agg, config, raw.state, now)
+    return enforce(raw, agg, config, now)
 
 
 def passthrough(
     agg: Aggregate, config: Config, state: ControllerState | None = None, now: float = 0.0
 ) -> ChargeLimits:
     raw = passthrough_limits(agg, config, state or ControllerState(), now)
-    return enforce(raw, agg, config, raw.state, now)
+    return enforce(raw, agg, config, now)
 
 
 def test_cvl_is_cells_times_the_target_with_its_reason() -> None:

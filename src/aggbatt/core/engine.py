@@ -240,7 +240,7 @@ def run_cycle(
         raw = own_limits(agg, config, target, state.controller, share)
     else:
         raw = passthrough_limits(agg, config, state.controller, now_mono)
-    limits = enforce(raw, agg, config, raw.state, now_mono)
+    limits = enforce(raw, agg, config, now_mono)
     consumed = agg.consumed_ah if agg.online else None
     if counter is not None and agg.online:
         consumed = min(0.0, counter.charge_ah - counter.installed_ah)

@@ -375,15 +375,15 @@ def passthrough_limits(
                     last - step, f"ramping down to float ({b.name}: {value:.2f} V)", Cause.TARGET
                 )
     results: list[Limit] = []
-    for kind, cap in (
+    directions: tuple[tuple[Direction, float | None], ...] = (
         ("charge", pt.max_charge_current),
         ("discharge", pt.max_discharge_current),
-    ):
-        direction: Direction = "charge" if kind == "charge" else "discharge"
+    )
+    for kind, cap in directions:
         candidates: list[Limit] = []
         if cap is not None:
             candidates.append(Limit(cap, f"configured max {kind} current {cap:g} A"))
-        bms = bms_bank_limit(agg.batteries, direction, pt.current_policy, block)
+        bms = bms_bank_limit(agg.batteries, kind, pt.current_policy, block)
         reason = f"no battery publishes a {kind} current limit"
         candidates.append(bms or Limit(0.0, reason, Cause.NO_BASIS))
         results.append(lowest(candidates))

@@ -228,12 +228,11 @@ def _alarms(
     for r in readings:  # every pack's alarms, merged or not: never downgraded (rule 3)
         for name, level in r.alarms.items():
             alarms[name] = max(level, alarms.get(name, 0))
-    raise_to = alarms.__setitem__
     if invalid or missing:
-        raise_to("BmsCable", max(alarms.get("BmsCable", 0), 1))
+        alarms["BmsCable"] = max(alarms.get("BmsCable", 0), 1)
     failure = 1 if faults else 0
     if not batteries or any(r.kind is Offline.MISMATCH for r in invalid):
         failure = 2
     if failure:
-        raise_to("InternalFailure", max(alarms.get("InternalFailure", 0), failure))
+        alarms["InternalFailure"] = max(alarms.get("InternalFailure", 0), failure)
     return alarms

@@ -155,10 +155,11 @@ def urgent(changes: Mapping[str, Any], limits: ChargeLimits | None, config: Conf
     return False
 
 
-def enforce(
-    raw: ChargeLimits, agg: Aggregate, config: Config, state: ControllerState, now: float
-) -> ChargeLimits:
-    """Rules 1, 3, 5, 6, 13 and 14 on the limits of either mode; the final decision."""
+def enforce(raw: ChargeLimits, agg: Aggregate, config: Config, now: float) -> ChargeLimits:
+    """Rules 1, 3, 5, 6, 13 and 14 on the limits of either mode; the final decision.
+
+    ``raw.state`` is what the controller remembers (the mode's own step already applied)."""
+    state = raw.state
     no_basis = (
         [Limit(0.0, "no battery publishes a charge voltage: charging stopped", Cause.NO_BASIS)]
         if agg.online and raw.cvl.cause is Cause.NO_BASIS
@@ -235,15 +236,15 @@ def _stops(agg: Aggregate, kind: Direction) -> list[Limit]:
     if allowed is False:
         names = ", ".join(agg.blocking[0 if kind == "charge" else 1])
         stops.append(Limit(0.0, f"{kind} blocked by the BMS of {names}", Cause.BMS_BLOCK))
-    elif config_policy_all_with_no_carrier(agg, kind):
+    elif _no_carrier(agg, kind):
         stops.append(Limit(0.0, f"no pack can carry {kind} current", Cause.BMS_BLOCK))
     return stops
 
 
-def config_policy_all_with_no_carrier(agg: Aggregate, kind: Direction) -> bool:
+def _no_carrier(agg: Aggregate, kind: Direction) -> bool:
     """Rule 3: a pack carries current only if it allows it and its limit is above 0."""
     return not any(
-        allows(b, kind) and (bms_limit(b, kind) is None or (bms_limit(b, kind) or 0.0) > 0.0)
+        allows(b, kind) and ((limit := bms_limit(b, kind)) is None or limit > 0.0)
         for b in agg.batteries
     )
 
