@@ -109,3 +109,45 @@ def test_balancing_switched_off_never_raises_the_cvl() -> None:
     assert result.state.balancing.phase == "idle"
     assert result.limits.cvl.value == pytest.approx(16 * 3.40)
     assert result.limits.mode.text == "Bulk"
+
+
+def _hold(cells: list[float], seconds: int, state: object, start: float = 0.0) -> object:
+    from aggbatt.core.engine import EngineState
+
+    assert isinstance(state, EngineState)
+    result = None
+    for t in range(0, seconds + 1, 5):
+        snaps = {
+            "com.victronenergy.battery.ttyUSB0": pack(cells, current=1.0, soc=60.0),
+            "com.victronenergy.battery.ttyUSB1": pack(cells, current=1.0, soc=60.0),
+        }
+        result = run_cycle(
+            snaps, NAMES, CONFIG, state, now_mono=start + t, now_wall=NOW + start + t, month=5
+        )
+        state = result.state
+    return result
+
+
+def test_a_runner_cell_holding_the_bank_voltage_never_makes_100_percent() -> None:
+    """The old counter reset to 100 % when the highest cell reached the full voltage: a runner
+    cell at 35 % true SoC did it. Now: a bank at its charged voltage (15 x 3.37 + 3.60 V =
+    54.15 V >= 16 x 3.38 V) with a tail current, but one cell 0.23 V above the rest, is not
+    charged: the counter stays, and /Info/SocSync says it never synchronised."""
+    from aggbatt.core.engine import CycleResult
+
+    runner = [3.37] * 15 + [3.60]
+    result = _hold(runner, 900, initial_state(State(charge_ah=200.0, installed_ah=560.0)))
+    assert isinstance(result, CycleResult)
+    assert result.soc == pytest.approx(100 * (200.0 + 2 * 0.98 * 900 / 3600) / 560.0, abs=0.01)
+    assert result.time_since_full is None
+    assert result.soc_sync == "not since the counter started"
+    # the whole bank at the charged voltage with a tail current: 100 % after 180 s, and why
+    even = _hold([3.39] * 16, 200, result.state, start=1000.0)
+    assert isinstance(even, CycleResult)
+    assert even.soc == 100.0
+    assert even.soc_sync is not None and even.soc_sync.startswith("monitor rule: 54.24 V")
+    assert even.time_since_full is not None and even.time_since_full <= 25
+    stored = to_state(even.state, None)
+    assert stored.last_full_charge is not None  # survives a restart
+    again = initial_state(stored)
+    assert again.stored_full_charge == stored.last_full_charge

@@ -337,3 +337,43 @@ def test_the_v3_balancing_switch_is_imported(tmp_path: Path) -> None:
     settings.write_text((REF / "settings_v3.py").read_text() + "BALANCING_CVL_ENABLED = False\n")
     _, config = import_ini(settings)
     assert config.control.own.balancing is False
+
+
+def test_an_imported_own_counter_keeps_the_references_100_percent_rule(tmp_path: Path) -> None:
+    """Own mode: the reference set 100 % at a bank voltage of cells x balancing voltage, at
+    once; the import keeps that rule (soc.sync = "reference") and says so."""
+    from aggbatt.core.engine import counter_settings
+
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    (folder / "config.ini").write_text((REF / "config_LFP.ini").read_text())  # own SoC, own mode
+    proc = import_cli(folder)
+    assert proc.returncode == 0, proc.stderr
+    assert any("soc.sync" in n for n in proc.stderr.splitlines() if n.startswith("note: "))
+    _, config = import_ini(folder / "config.ini", DEFAULTS)
+    assert config.soc.sync == "reference"
+    s = counter_settings(config)
+    cells, balancing = config.batteries.cells_per_battery, config.control.own.balancing_voltage
+    assert s.charged_voltage == pytest.approx(cells * balancing)
+    assert s.tail_c is None and s.charged_time_s == 0.0
+
+
+def test_pass_through_full_voltage_is_taken_on_the_bank_not_one_cell(tmp_path: Path) -> None:
+    """The reference set 100 % when the highest cell reached MAX_CELL_VOLTAGE_SOC_FULL: one
+    runner cell did it. Imported, it is the bank voltage (cells x it), and the note says so."""
+    from aggbatt.core.engine import counter_settings
+
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    (folder / "config.ini").write_text(
+        "[DEFAULT]\nOWN_SOC = True\nOWN_CHARGE_PARAMETERS = False\n"
+        "MAX_CELL_VOLTAGE_SOC_FULL = 3.45\n"
+    )
+    proc = import_cli(folder)
+    assert proc.returncode == 0, proc.stderr
+    assert "runner cell" in proc.stderr and "runner cell" in proc.stdout
+    _, config = import_ini(folder / "config.ini", DEFAULTS)
+    assert config.control.mode == "passthrough" and config.soc.full_cell_voltage == 3.45
+    assert counter_settings(config).charged_voltage == pytest.approx(
+        config.batteries.cells_per_battery * 3.45
+    )

@@ -47,6 +47,8 @@ MEASURED_MARGIN_V = 0.5
 """A pack whose mean cell voltage is more than this outside its chemistry window does not have
 the configured cell count (or is not of that chemistry): rule 5 of core/safety.py."""
 
+CHARGED_MARGIN_V = 0.02
+"""The default charged voltage of the own counter lies this far below the lowest month's."""
 LFP_MONTHS = [3.45, 3.45, 3.42, 3.40, 3.40, 3.40, 3.40, 3.40, 3.40, 3.42, 3.45, 3.45]
 """Per-cell charge voltages, January to December (LFP). Each month can complete a balancing
 with the default max_cell_voltage and cell_diff_goal (rule 7 of core/safety.py)."""
@@ -108,7 +110,17 @@ class SocConfig(_Section):
     own: bool = False
     efficiency: float = Field(0.98, ge=0.5, le=1.0)
     save_precision: float = Field(0.0025, ge=0.0001, le=0.1)
+    sync: Literal["monitor", "reference"] = "monitor"
     full_cell_voltage: CellVoltage | None = None
+    tail_current: float = Field(
+        0.04, ge=0.005, le=0.2, json_schema_extra={"fix": "a fraction of the capacity, e.g. 0.04"}
+    )
+    charged_time: float = Field(
+        180.0, ge=0.0, le=3600.0, json_schema_extra={"fix": "seconds, e.g. 180"}
+    )
+    sync_cell_diff: float = Field(0.1, ge=0.0, le=1.0)
+    current_deadband: float = Field(0.0, ge=0.0, le=5.0)
+    current_offset: float = Field(0.0, ge=-5.0, le=5.0)
     empty_cell_voltage: CellVoltage | None = None
     zero_reset: bool = False
 
@@ -349,12 +361,29 @@ class Config(_Section):
             and (self.control.mode == "passthrough")
         ):
             raise ValueError("soc.zero_reset needs soc.empty_cell_voltage in passthrough mode")
+        own = self.control.own
+        top = max(own.charge_voltage_per_month + ([own.balancing_voltage] * own.balancing))
+        full = self.soc.full_cell_voltage
+        if self.soc.own and self.control.mode == "own" and full is not None and full > top:
+            raise ValueError(
+                f"soc.full_cell_voltage = {full}: never reached, the highest charge voltage is "
+                f"{top} V per cell; fix: set it at or below {top}, or leave it unset"
+            )
         return self
 
     @property
     def full_cell_voltage(self) -> float:
-        """Max cell voltage at which the own counter is reset to 100 %."""
-        return self.soc.full_cell_voltage or self.control.own.max_cell_voltage
+        """Per cell: the bank counts as charged at cells x this (the own counter's sync).
+
+        Unset in own mode: the lowest monthly charge voltage less ``CHARGED_MARGIN_V`` (the
+        monitor rule), or the balancing voltage (the reference's rule).
+        """
+        if self.soc.full_cell_voltage is not None:
+            return self.soc.full_cell_voltage
+        own = self.control.own
+        if self.soc.sync == "reference":
+            return own.balancing_voltage
+        return round(min(own.charge_voltage_per_month) - CHARGED_MARGIN_V, 3)
 
     @property
     def empty_cell_voltage(self) -> float:

@@ -402,10 +402,35 @@ def _h_logging(out: Converted, name: str, raw: str, _o: dict[str, str], _own: bo
     out.set("daemon", "log_level", level)
 
 
+def _h_own_soc(out: Converted, name: str, raw: str, _o: dict[str, str], own: bool) -> None:
+    """The reference's sync rule, so an imported counter reaches 100 % when it did before."""
+    out.set("soc", "own", _bool(name, raw))
+    if not _bool(name, raw):
+        return
+    where = "cells x balancing voltage" if own else "cells x soc.full_cell_voltage"
+    out.set(
+        "soc", "sync", "reference",
+        f"{name}: the reference's rule, 100 % at a bank voltage of {where}; \"monitor\" "
+        "adds a tail current and a detection time, as Victron's battery monitors",
+    )  # fmt: skip
+    out.notes.append(
+        f'{name} = True: soc.sync = "reference" keeps the reference\'s 100 % rule; consider '
+        '"monitor" (charged voltage, tail current and detection time, as a battery monitor)'
+    )
+
+
 def _h_soc_threshold(key: str) -> Any:
     def handle(out: Converted, name: str, raw: str, _o: dict[str, str], own: bool) -> None:
-        if not own:  # with own charge parameters the reference used the max/min cell voltage
-            out.set("soc", key, _number(name, raw))
+        if own:  # with own charge parameters the reference used the balancing/min cell voltage
+            return
+        out.set("soc", key, _number(name, raw))
+        if key == "full_cell_voltage" and _bool("OWN_SOC", _o.get("OWN_SOC", "False")):
+            comment = (
+                f"{name}: the reference set 100 % when the highest cell reached it, so one "
+                "runner cell did it; aggbatt takes the bank voltage, cells x this"
+            )
+            out.comments[("soc", key)] = comment
+            out.notes.append(comment)
 
     return handle
 
@@ -456,7 +481,7 @@ _HANDLERS: dict[str, Any] = {
     "INVERT_SMARTSHUNTS": _h_simple("current", "invert_smartshunts", "bool"),
     "IGNORE_SMARTSHUNT_ABSENCE": _h_shunt_absence,
     "CAN_batteries": _h_can,
-    "OWN_SOC": _h_simple("soc", "own", "bool"),
+    "OWN_SOC": _h_own_soc,
     "ZERO_SOC": _h_simple("soc", "zero_reset", "bool"),
     "MAX_CELL_VOLTAGE_SOC_FULL": _h_soc_threshold("full_cell_voltage"),
     "MIN_CELL_VOLTAGE_SOC_EMPTY": _h_soc_threshold("empty_cell_voltage"),

@@ -98,6 +98,7 @@ def parse_state(data: Any) -> State:
         balancing_phase=phase,
         balancing_since=_finite(data.get("balancing_since"), "balancing_since", 0.0),
         balancing_started=_finite(data.get("balancing_started"), "balancing_started", 0.0),
+        last_full_charge=_finite(data.get("last_full_charge"), "last_full_charge", 0.0),
         feed_in_original=feed_in,
         packs=_packs(data.get("packs")),
     )

@@ -9,7 +9,9 @@ from aggbatt.venus.wire import unwrap
 SHOWN = (
     ("/CustomName", "name"), ("/DeviceInstance", "device instance"),
     ("/Dc/0/Voltage", "voltage"), ("/Dc/0/Current", "current"), ("/Dc/0/Power", "power"),
-    ("/Soc", "SoC"), ("/Capacity", "remaining"), ("/InstalledCapacity", "installed"),
+    ("/Soc", "SoC"), ("/Info/SocSync", "  100 % last"),
+    ("/History/TimeSinceLastFullCharge", "  seconds since"), ("/Capacity", "remaining"),
+    ("/InstalledCapacity", "installed"),
     ("/TimeToGo", "time to go"), ("/System/MinCellVoltage", "min cell"),
     ("/System/MinVoltageCellId", "  at"), ("/System/MaxCellVoltage", "max cell"),
     ("/System/MaxVoltageCellId", "  at"), ("/System/NrOfModulesOnline", "modules online"),

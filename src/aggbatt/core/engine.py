@@ -47,6 +47,7 @@ class EngineState:
     controller: ControllerState
     stored_charge_ah: float | None = None
     stored_installed_ah: float | None = None
+    stored_full_charge: float | None = None
     known: Mapping[str, KnownPack] = field(default_factory=dict)
     """Every pack seen lately, with its capacity, so the limits scale when one is gone."""
     memory: Mapping[str, PackMemory] = field(default_factory=dict)
@@ -76,6 +77,10 @@ class CycleResult:
     consumed_ah: float | None = None
     """The own counter's (charge - installed), else the sum of the packs' own counters."""
     time_to_go: int | None = None
+    time_since_full: int | None = None
+    """Seconds since the own counter last found the bank charged; None: never, or no counter."""
+    soc_sync: str | None = None
+    """Why the own counter last synchronised to 100 % (the rule and the readings)."""
 
 
 def initial_state(stored: State) -> EngineState:
@@ -90,17 +95,25 @@ def initial_state(stored: State) -> EngineState:
         controller=ControllerState(),
         stored_charge_ah=stored.charge_ah,
         stored_installed_ah=stored.installed_ah,
+        stored_full_charge=stored.last_full_charge,
         known=dict(stored.packs),
     )
 
 
 def counter_settings(config: Config) -> coulomb.CounterSettings:
+    soc = config.soc
+    reference = soc.sync == "reference"
     return coulomb.CounterSettings(
-        efficiency=config.soc.efficiency,
-        save_precision=config.soc.save_precision,
-        full_cell_voltage=config.full_cell_voltage,
+        efficiency=soc.efficiency,
+        save_precision=soc.save_precision,
+        charged_voltage=config.batteries.cells_per_battery * config.full_cell_voltage,
+        tail_c=None if reference else soc.tail_current,
+        charged_time_s=0.0 if reference else soc.charged_time,
+        max_cell_diff=None if reference or not soc.sync_cell_diff else soc.sync_cell_diff,
         empty_cell_voltage=config.empty_cell_voltage,
-        zero_reset=config.soc.zero_reset,
+        zero_reset=soc.zero_reset,
+        deadband_a=soc.current_deadband,
+        offset_a=soc.current_offset,
     )
 
 
@@ -210,7 +223,11 @@ def run_cycle(
         started = ""
         if counter is None and agg.soc is not None:
             counter = coulomb.start_counter(
-                agg.installed_ah, state.stored_charge_ah, state.stored_installed_ah, agg.soc
+                agg.installed_ah,
+                state.stored_charge_ah,
+                state.stored_installed_ah,
+                agg.soc,
+                state.stored_full_charge,
             )
             started = counter.event  # how it started: logged once, whatever the step says
         if counter is not None:
@@ -219,9 +236,11 @@ def run_cycle(
                 agg.current,
                 now_mono,
                 agg.installed_ah,
-                agg.max_cell.value if agg.max_cell else None,
+                agg.voltage,
                 agg.min_cell.value if agg.min_cell else None,
                 counter_settings(config),
+                now_wall,
+                agg.cell_diff,
             )
             if started:
                 counter = replace(counter, event=f"{started}; {counter.event}".rstrip("; "))
@@ -252,12 +271,19 @@ def run_cycle(
         remaining_ah=remaining,
         consumed_ah=consumed,
         time_to_go=time_to_go(remaining, agg.current),
+        time_since_full=(
+            None
+            if counter is None or counter.synced_wall is None
+            else max(0, int(now_wall - counter.synced_wall))
+        ),
+        soc_sync=(counter.sync_reason or "not since the counter started") if counter else None,
         state=EngineState(
             counter=counter,
             balancing=balancing,
             controller=limits.state,
             stored_charge_ah=state.stored_charge_ah,
             stored_installed_ah=state.stored_installed_ah,
+            stored_full_charge=state.stored_full_charge,
             known=known,
             memory=_remember(
                 state.memory, readings, snapshots, now_mono, config.batteries.stale_after
@@ -272,6 +298,7 @@ def to_state(result: EngineState, feed_in_original: int | None) -> State:
     return State(
         charge_ah=counter.charge_ah if counter else result.stored_charge_ah,
         installed_ah=counter.installed_ah if counter else result.stored_installed_ah,
+        last_full_charge=counter.synced_wall if counter else result.stored_full_charge,
         last_balancing=result.balancing.last_completed,
         balancing_phase=result.balancing.phase,
         balancing_since=result.balancing.since,
@@ -297,7 +324,7 @@ def save_due(
     now = to_state(engine, feed_in_original)
     fields = (
         "last_balancing", "balancing_phase", "balancing_since", "balancing_started",
-        "feed_in_original",
+        "feed_in_original", "last_full_charge",
     )  # fmt: skip
     return (
         any(getattr(now, f) != getattr(saved, f) for f in fields)

@@ -27,6 +27,8 @@ class State:
     """Unix time since which the bank is at the balancing target or holding (rule 9)."""
     balancing_started: float | None = None
     """Unix time at which the balancing in progress started (rule 9)."""
+    last_full_charge: float | None = None
+    """Unix time at which the own counter last found the bank charged (synchronised)."""
     feed_in_original: int | None = None
     """The user's /Settings/CGwacs/OvervoltageFeedIn while we hold it at 0; None otherwise."""
     packs: Mapping[str, KnownPack] = field(default_factory=dict)

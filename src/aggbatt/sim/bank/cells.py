@@ -97,6 +97,11 @@ class Pack:
         """The pack's usable charge: its emptiest cell's, relative to the weakest capacity."""
         return min(c.soc * c.capacity_ah for c in self.cells) / self.capacity_ah
 
+    def fullest_soc(self) -> float:
+        """Its fullest cell's charge on the same scale: with the emptiest cell's, the band in
+        which any counter of the pack's current must lie (the imbalance is invisible to it)."""
+        return max(c.soc * c.capacity_ah for c in self.cells) / self.capacity_ah
+
     def step(self, dt_s: float) -> None:
         self._ocv = None
         current = self.current_a * (COULOMBIC_EFFICIENCY if self.current_a > 0 else 1.0)
@@ -136,6 +141,17 @@ class Bank:
     def step(self, dt_s: float) -> None:
         for p in self.packs:
             p.step(dt_s)
+
+    def true_soc(self) -> float:
+        """The bank's usable charge, %: its packs' (emptiest cells'), capacity-weighted."""
+        return 100.0 * sum(p.true_soc() * p.capacity_ah for p in self.packs) / self._capacity()
+
+    def fullest_soc(self) -> float:
+        """The bank's charge by its fullest cells, % (see :meth:`Pack.fullest_soc`)."""
+        return 100.0 * sum(p.fullest_soc() * p.capacity_ah for p in self.packs) / self._capacity()
+
+    def _capacity(self) -> float:
+        return sum(p.capacity_ah for p in self.packs)
 
 
 def make_pack(

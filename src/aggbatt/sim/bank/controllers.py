@@ -64,7 +64,9 @@ class AggbattController:
         self.state, self.last = result.state, result
         lim, agg = result.limits, result.aggregate
         events = [result.state.balancing.event]
-        if result.state.counter is not None and result.state.counter.event.startswith("reset"):
+        if result.state.counter is not None and result.state.counter.event.startswith(
+            ("reset", "synchronised")
+        ):
             events.append(result.state.counter.event)
         return Decision(
             Limits(
