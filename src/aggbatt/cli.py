@@ -98,18 +98,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=0.0, help="seconds to run (default: until Ctrl-C)"
     )
     demo.add_argument(
-        "--speed", type=float, default=60.0, help="simulated seconds per second (default 60)"
+        "--speed",
+        type=float,
+        help="simulated (or recorded) seconds per second (default 10; 1 for --replay)",
     )
+    lasting = "for 120 s, or 10 s of real time at high speeds"
     for flag, what in (
-        ("--pull-at", "pack 2 leaves the bus for 120 s"),
-        ("--peak-at", "a cell of pack 1 peaks by +0.15 V for 120 s"),
-        ("--block-at", "pack 1's BMS blocks charging for 120 s"),
+        ("--pull-at", f"the last pack leaves the bus {lasting}"),
+        ("--peak-at", f"a cell of pack 1 peaks by +0.15 V {lasting}"),
+        ("--block-at", f"pack 1's BMS blocks charging {lasting}"),
     ):
         demo.add_argument(
             flag, type=float, metavar="SECONDS", help=f"at this simulated time, {what}"
         )
     demo.add_argument(
-        "--replay", action="store_true", help="replay the recorded bct system instead"
+        "--no-faults",
+        dest="faults",
+        action="store_false",
+        help="no scripted faults (default: a cell peaks, a pack leaves, a BMS blocks charging)",
+    )
+    demo.add_argument(
+        "--replay", action="store_true", help="replay the recorded bct system instead (looped)"
     )
     demo.add_argument(
         "--config", type=Path, help="config file (default: the repository's config.toml)"
@@ -159,12 +168,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return asyncio.run(show_status(args.bus, args.service))
     if args.command == "demo":
-        from aggbatt.demo import DemoOptions, run_demo
+        from aggbatt.demo import DemoError, DemoOptions, run_demo
 
         options = DemoOptions(
             args.batteries, args.cells, args.duration, args.speed,
-            args.pull_at, args.peak_at, args.block_at, args.config, args.replay,
+            args.pull_at, args.peak_at, args.block_at, args.config, args.replay, args.faults,
         )  # fmt: skip
+        try:
+            options.checked()
+        except DemoError as exc:
+            print(f"aggbatt demo: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
         try:
             return asyncio.run(run_demo(options))
         except KeyboardInterrupt:

@@ -143,6 +143,26 @@ class Replayer:
             await service.register()
             self.services[rec.name] = service
 
+    @property
+    def last_tick(self) -> int:
+        """The recordings' length in ticks (seconds)."""
+        return max((rec.last_tick for rec in self.recordings), default=0)
+
+    def rewind(self) -> int:
+        """Publish every recording's initial state again, to play it from tick 1; paths sent."""
+        self.tick = 0
+        sent = 0
+        for rec in self.recordings:
+            service = self.services.get(rec.name)
+            if service is None:
+                continue
+            values = {p: r.value for p, r in rec.initial.items() if p in service}
+            texts = {
+                p: r.text for p, r in rec.initial.items() if r.text is not None and p in service
+            }
+            sent += service.publish(values, texts)
+        return sent
+
     def play_tick(self, tick: int) -> int:
         """Publish the events of one tick (one ItemsChanged per service); returns paths sent."""
         self.tick = tick
@@ -163,7 +183,7 @@ class Replayer:
 
     async def play(self, speed: float = 1.0, loop: bool = False) -> None:
         """Play every tick in real time divided by ``speed``; forever with ``loop``."""
-        last = max((rec.last_tick for rec in self.recordings), default=0)
+        last = self.last_tick
         while True:
             for tick in range(1, last + 1):
                 await asyncio.sleep(1.0 / speed)
