@@ -33,7 +33,6 @@ batteries are in float; CCL/DCL by share, min x N or sum) with optional caps.
 
 from __future__ import annotations
 
-import calendar
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -399,5 +398,12 @@ def passthrough_limits(
     )
 
 
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+"""English, whatever the locale: calendar.month_name ran strftime on every cycle."""
+
+
 def month_name(month: int) -> str:
-    return calendar.month_name[month]
+    return MONTHS[month - 1]
