@@ -1,12 +1,16 @@
-"""Benchmarks: ``python -m bench dbus [ROUNDS]`` and ``python -m bench daemon [...]``."""
+"""Benchmarks: ``python -m bench dbus [ROUNDS]``, ``daemon [...]`` and ``memory``."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import daemon_bench, dbus_cost
+from bench import daemon_bench, dbus_cost, memory
 
-COMMANDS = {"dbus": lambda a: dbus_cost.main(["run", *a]), "daemon": daemon_bench.main}
+COMMANDS = {
+    "dbus": lambda a: dbus_cost.main(["run", *a]),
+    "daemon": daemon_bench.main,
+    "memory": memory.main,
+}
 
 if __name__ == "__main__":
     args = sys.argv[1:]

@@ -1,6 +1,10 @@
 """The daemon benchmark: CPU per hour, peak RSS and reaction latency against the floor.
 
-``python -m bench daemon [--window S] [--events N] [--sweep] [--python PATH]``
+``python -m bench daemon [--window S] [--events N] [--sweep] [--build pure|compiled|both]``
+
+By default both builds of dbus-fast run, the pure-Python 2.22.1 that Venus OS ships first
+(``.venv-venus``, made by ``./dev compat`` or ``./dev bench``), then the compiled one of
+``.venv``. ``--python PATH`` runs one interpreter instead.
 
 On a private bus: a sim process (packs whose every cell changes each second), the real daemon
 (``aggbatt run`` as its own process), a bare dbus-fast listener with the same subscriptions (the
@@ -26,6 +30,8 @@ from typing import Any
 from aggbatt.sim.privatebus import PrivateBus
 
 ROOT = Path(__file__).resolve().parents[1]
+BUILDS = {"pure": ROOT / ".venv-venus" / "bin" / "python", "compiled": Path(sys.executable)}
+"""dbus-fast as Venus ships it (pure Python, 2.22.1), and as PyPI's wheels build it."""
 PROFILE = os.environ.get("AGGBATT_PROFILE", "")
 """Set to a file name to run the daemon under cProfile (the profile is written on SIGTERM)."""
 
@@ -165,27 +171,50 @@ def measure_latency(sim: Proc, probe: Proc, events: int) -> list[float]:
     return latencies
 
 
+def run_build(build: str, python: str, args: argparse.Namespace) -> dict[str, Any]:
+    probe = [python, "-c", "import dbus_fast, dbus_fast.message as m; print(m.__file__)"]
+    where = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [python, "-c", "from importlib.metadata import version; print(version('dbus-fast'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    run: dict[str, Any] = {
+        "build": build,
+        "python": python,
+        "dbus_fast": version,
+        "dbus_fast_compiled": where.endswith(".so"),
+        "main": run_once(python, 8, 24, args.window, args.events),
+    }
+    if args.sweep:
+        run["sweep"] = [
+            run_once(python, b, c, max(10.0, args.window / 4), 0)
+            for b in (1, 4, 8, 16)
+            for c in (16, 24, 32)
+        ]
+    return run
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench daemon")
     parser.add_argument("--window", type=float, default=60.0, help="CPU window in seconds")
     parser.add_argument("--events", type=int, default=500, help="latency events")
     parser.add_argument("--sweep", action="store_true", help="also 1..16 packs x 16..32 cells")
-    parser.add_argument("--python", default=sys.executable, help="interpreter (e.g. .venv-venus)")
+    parser.add_argument("--build", choices=("pure", "compiled", "both"), default="both")
+    parser.add_argument("--python", help="one interpreter instead of --build")
     parser.add_argument("--out", type=Path, help="write the JSON here too")
     args = parser.parse_args(argv)
-    probe = [args.python, "-c", "import dbus_fast.message as m; print(m.__file__)"]
-    where = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
-    report: dict[str, Any] = {
-        "python": args.python,
-        "dbus_fast_compiled": where.endswith(".so"),
-        "main": run_once(args.python, 8, 24, args.window, args.events),
-    }
-    if args.sweep:
-        report["sweep"] = [
-            run_once(args.python, b, c, max(10.0, args.window / 4), 0)
-            for b in (1, 4, 8, 16)
-            for c in (16, 24, 32)
-        ]
+    if args.python:
+        pythons = {"given": Path(args.python)}
+    elif args.build == "both":
+        pythons = dict(BUILDS)
+    else:
+        pythons = {args.build: BUILDS[args.build]}
+    report: dict[str, Any] = {"runs": []}
+    for build, python in pythons.items():
+        if not python.exists():
+            print(f"{python} is missing: run ./dev compat (it builds .venv-venus)", file=sys.stderr)
+            return 2
+        report["runs"].append(run_build(build, str(python), args))
     text = json.dumps(report, indent=1)
     print(text)
     if args.out:

@@ -100,6 +100,9 @@ async def test_sigterm_mid_episode_then_restart_restores_feed_in_and_keeps_the_c
 
         await poll()
         assert published["/Soc"] == 25.0  # restored counter, not the BMS's SoC
+        # the daemon never speaks TLS: OpenSSL is not in its memory (aggbatt.lean)
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        assert "libssl" not in maps and "libcrypto" not in maps
         pack.set_cell_offset(2, 0.3)  # over-voltage episode: feed-in off
         await wait_until(lambda: settings[FEED_IN_PATH] == 0, timeout=10)
         proc.send_signal(signal.SIGTERM)

@@ -4,6 +4,11 @@ import sys
 
 EXIT_BROKEN_INSTALL = 4
 
+if sys.argv[1:2] == ["run"]:
+    from aggbatt.lean import leave_out_unused
+
+    leave_out_unused()
+
 try:
     from aggbatt.cli import main
 except ImportError as exc:  # a venv without pydantic or dbus-fast: say which, no traceback
