@@ -87,7 +87,7 @@ class DemoOptions:
                 raise DemoError(f"{flag} {at:g}: give a simulated time >= 0 s")
         if self.pull_at is not None and self.batteries < 2:
             raise DemoError("--pull-at needs --batteries 2 or more: the last pack leaves")
-        speed = self.speed or (1.0 if self.replay else SIM_SPEED)
+        speed = self.rate
         story = self.faults and (self.pull_at, self.peak_at, self.block_at) == (None,) * 3
         checked = replace(self, speed=speed)
         if story and not self.replay:
@@ -96,6 +96,11 @@ class DemoOptions:
             checked.pull_at = checked.peak_at + 2 * lasting if self.batteries > 1 else None
             checked.block_at = checked.peak_at + 4 * lasting
         return checked
+
+    @property
+    def rate(self) -> float:
+        """Simulated (or recorded) seconds per real second, the default filled in."""
+        return self.speed or (1.0 if self.replay else SIM_SPEED)
 
     @staticmethod
     def fault_s(speed: float) -> float:
@@ -189,7 +194,7 @@ def render(
 
 
 def _story(options: DemoOptions) -> str:
-    lasting = DemoOptions.fault_s(options.speed or SIM_SPEED)
+    lasting = DemoOptions.fault_s(options.rate)
     parts = [
         f"{what} at {at:.0f} s" for what, at in (
             ("a cell peaks", options.peak_at), ("a pack leaves the bus", options.pull_at),
@@ -219,7 +224,7 @@ async def run_demo(options: DemoOptions) -> int:
 
 async def _run(options: DemoOptions) -> int:
     config, where = _config(options)
-    speed = options.speed or SIM_SPEED
+    speed = options.rate
     with PrivateBus() as private, tempfile.TemporaryDirectory(prefix="aggbatt-demo-") as state:
         save_state(Path(state), State())  # a fresh bank, not a missing file to warn about
         address = private.address
@@ -278,7 +283,7 @@ async def _loop(
     tty = sys.stdout.isatty()
     loop = asyncio.get_running_loop()
     end = loop.time() + options.duration if options.duration > 0 else None
-    speed = options.speed or SIM_SPEED
+    speed = options.rate
     due, loops = 0.0, 0
     name = daemon.config.service.name
     if not tty:
@@ -324,7 +329,7 @@ async def _loop(
 
 async def _script(options: DemoOptions, system: SimulatedSystem, address: str) -> None:
     t, events = system.elapsed, options.events
-    lasting = DemoOptions.fault_s(options.speed or SIM_SPEED)
+    lasting = DemoOptions.fault_s(options.rate)
     pack1, pack2 = system.batteries[0], system.batteries[-1]
     peaking = options.peak_at is not None and options.peak_at <= t < options.peak_at + lasting
     if peaking != (pack1.model.offset_v[3] != 0.0):

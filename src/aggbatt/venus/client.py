@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbus_fast import Message, MessageType, Variant
+from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from aggbatt.core.selection import service_class
@@ -60,7 +60,6 @@ MALFORMED_QUIET_S = 60.0
 MAX_PATHS = 2000
 """Paths one service may publish; serialbattery publishes about 200."""
 _NOT_ANSWERING = {"timeout", "no-reply", "disconnected"}
-_SCALARS = frozenset("dinqutxsby")
 _ABSENT: Any = object()
 """Signatures whose Variant value is already the plain value (unwrap would return it as is)."""
 
@@ -264,16 +263,11 @@ class Monitor:
             if msg.member == "ItemsChanged":
                 if msg.path != "/":
                     return
-                changes = {}
-                for path, entry in msg.body[0].items():
-                    variant = entry.get("Value")
-                    if variant is None:
-                        continue
-                    # the hot path: a plain number or string needs no recursive unwrap
-                    if variant.__class__ is Variant and variant.signature in _SCALARS:
-                        changes[path] = variant.value
-                    else:
-                        changes[path] = unwrap(variant)
+                changes = {
+                    path: unwrap(entry["Value"])
+                    for path, entry in msg.body[0].items()
+                    if "Value" in entry
+                }
             else:
                 entry = msg.body[0]
                 if "Value" not in entry:

@@ -79,8 +79,14 @@ def wrap(value: Value, signature: str | None = None) -> Variant:
     raise TypeError(f"cannot put a {type(value).__name__} on the bus: {value!r}")
 
 
+_SCALARS = frozenset("dinqutxsby")
+"""Signatures whose Variant value is already the plain value."""
+
+
 def unwrap(value: Any) -> Value:
     """Turn a received D-Bus value (Variant or already unpacked body) into a plain Python value."""
+    if value.__class__ is Variant and value.signature in _SCALARS:
+        return value.value  # the hot path: a number or a string is already plain
     if isinstance(value, Variant):
         signature = value.signature
         inner = value.value
