@@ -423,13 +423,13 @@ def _h_soc_threshold(key: str) -> Any:
     def handle(out: Converted, name: str, raw: str, _o: dict[str, str], own: bool) -> None:
         if own:  # with own charge parameters the reference used the balancing/min cell voltage
             return
-        out.set("soc", key, _number(name, raw))
-        if key == "full_cell_voltage" and _bool("OWN_SOC", _o.get("OWN_SOC", "False")):
-            comment = (
-                f"{name}: the reference set 100 % when the highest cell reached it, so one "
-                "runner cell did it; aggbatt takes the bank voltage, cells x this"
-            )
-            out.comments[("soc", key)] = comment
+        changed = key == "full_cell_voltage" and _bool("OWN_SOC", _o.get("OWN_SOC", "False"))
+        comment = (
+            f"{name}: the reference set 100 % when the highest cell reached it, so one "
+            "runner cell did it; aggbatt takes the bank voltage, cells x this"
+        ) if changed else ""  # fmt: skip
+        out.set("soc", key, _number(name, raw), comment)
+        if comment:
             out.notes.append(comment)
 
     return handle
