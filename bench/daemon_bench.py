@@ -1,6 +1,7 @@
 """The daemon benchmark: CPU per hour, peak RSS and reaction latency against the floor.
 
-``python -m bench daemon [--window S] [--events N] [--sweep] [--build pure|compiled|both]``
+``python -m bench daemon [--window S] [--events N] [--sweep] [--build pure|compiled|both]
+[--signals per-path|batched]``
 
 By default both builds of dbus-fast run, the pure-Python 2.22.1 that Venus OS ships first
 (``.venv-venus``, made by ``./dev compat`` or ``./dev bench``), then the compiled one of
@@ -10,6 +11,12 @@ On a private bus: a sim process (packs whose every cell changes each second), th
 (``aggbatt run`` as its own process), a bare dbus-fast listener with the same subscriptions (the
 floor: what merely listening costs) and a probe that timestamps every CVL change. Latency is
 from the sim publishing a cell over the max (or back) to the probe seeing the new CVL.
+
+The packs publish as dbus-serialbattery does (``--signals per-path``, the default): velib sends
+one PropertiesChanged per changed path, since ``publish_dbus`` sets path by path; the batched
+load (one ItemsChanged per update, as drivers with ``with service as s:`` send) runs as a
+second row. A second listener subscribes to the summary paths only (no cell path): what a
+daemon that did not receive every cell would pay for listening.
 """
 
 from __future__ import annotations
@@ -91,7 +98,9 @@ class Proc:
             self.p.kill()
 
 
-def run_once(python: str, batteries: int, cells: int, window: float, events: int) -> dict[str, Any]:
+def run_once(
+    python: str, batteries: int, cells: int, window: float, events: int, signals: str = "per-path"
+) -> dict[str, Any]:
     with PrivateBus() as bus, tempfile.TemporaryDirectory() as tmp:
         address = bus.address
         config = Path(tmp) / "config.toml"
@@ -99,7 +108,9 @@ def run_once(python: str, batteries: int, cells: int, window: float, events: int
             f"[batteries]\nexpected = {batteries}\ncells_per_battery = {cells}\n"
             '[daemon]\nlog_level = "WARNING"\nlog_period = 0\n'
         )
-        sim = Proc([python, "-m", "bench.procs", "sim", address, str(batteries), str(cells)], True)
+        sim = Proc(
+            [python, "-m", "bench.procs", "sim", address, str(batteries), str(cells), signals], True
+        )
         sim.next()
         profile = ["-m", "cProfile", "-o", PROFILE] if PROFILE else []
         daemon = Proc([python, *profile, "-m", "aggbatt", "run", "--config", str(config),
@@ -108,26 +119,32 @@ def run_once(python: str, batteries: int, cells: int, window: float, events: int
         probe.next()
         bare = Proc([python, "-m", "bench.procs", "bare", address])
         bare.next()
+        summary = Proc([python, "-m", "bench.procs", "bare", address, "summary"])
+        summary.next()
         try:
             time.sleep(3.0)  # warm-up: scans done, first cycles run
             d0, b0, t0 = cpu_seconds(daemon.p.pid), cpu_seconds(bare.p.pid), time.monotonic()
+            s0 = cpu_seconds(summary.p.pid)
             time.sleep(window)
             elapsed = time.monotonic() - t0
             daemon_cpu = (cpu_seconds(daemon.p.pid) - d0) / elapsed
             bare_cpu = (cpu_seconds(bare.p.pid) - b0) / elapsed
+            summary_cpu = (cpu_seconds(summary.p.pid) - s0) / elapsed
             latencies = measure_latency(sim, probe, events)
             rss = peak_rss_mib(daemon.p.pid)
             alive = daemon.p.poll() is None
         finally:
-            for proc in (bare, probe, daemon, sim):
+            for proc in (summary, bare, probe, daemon, sim):
                 proc.stop()
     result: dict[str, Any] = {
         "batteries": batteries,
         "cells": cells,
+        "signals": signals,
         "window_s": round(elapsed, 1),
         "daemon_cpu_s_per_hour": round(daemon_cpu * 3600, 1),
         "bare_listener_cpu_s_per_hour": round(bare_cpu * 3600, 1),
         "daemon_over_bare": round(daemon_cpu / bare_cpu, 2) if bare_cpu else None,
+        "summary_listener_cpu_s_per_hour": round(summary_cpu * 3600, 1),
         "daemon_peak_rss_mib": round(rss, 1),
         "daemon_alive": alive,
     }
@@ -183,11 +200,13 @@ def run_build(build: str, python: str, args: argparse.Namespace) -> dict[str, An
         "python": python,
         "dbus_fast": version,
         "dbus_fast_compiled": where.endswith(".so"),
-        "main": run_once(python, 8, 24, args.window, args.events),
+        "main": run_once(python, 8, 24, args.window, args.events, args.signals),
     }
+    if args.signals == "per-path":  # the batched load of drivers that use ``with service``
+        run["batched"] = run_once(python, 8, 24, args.window, 0, "batched")
     if args.sweep:
         run["sweep"] = [
-            run_once(python, b, c, max(10.0, args.window / 4), 0)
+            run_once(python, b, c, max(10.0, args.window / 4), 0, args.signals)
             for b in (1, 4, 8, 16)
             for c in (16, 24, 32)
         ]
@@ -200,6 +219,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--events", type=int, default=500, help="latency events")
     parser.add_argument("--sweep", action="store_true", help="also 1..16 packs x 16..32 cells")
     parser.add_argument("--build", choices=("pure", "compiled", "both"), default="both")
+    parser.add_argument(
+        "--signals", choices=("per-path", "batched"), default="per-path",
+        help="how the packs publish: per-path PropertiesChanged (serialbattery) or ItemsChanged",
+    )  # fmt: skip
     parser.add_argument("--python", help="one interpreter instead of --build")
     parser.add_argument("--out", type=Path, help="write the JSON here too")
     args = parser.parse_args(argv)

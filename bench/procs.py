@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -33,9 +34,10 @@ def say(**data: object) -> None:
     print(json.dumps(data), flush=True)
 
 
-async def sim(address: str, batteries: int, cells: int) -> None:
+async def sim(address: str, batteries: int, cells: int, signals: str = "per-path") -> None:
     settings = await FakeLocalSettings.start(address, {FEED_IN_PATH: 1})
-    packs = [SimSerialBattery(f"ttyUSB{i}", i + 1, cells=cells, soc=0.6, capacity_ah=280.0)
+    packs = [SimSerialBattery(f"ttyUSB{i}", i + 1, cells=cells, soc=0.6, capacity_ah=280.0,
+                              per_path=signals == "per-path")
              for i in range(batteries)]  # fmt: skip
     for pack in packs:
         await pack.start(address)
@@ -48,6 +50,8 @@ async def sim(address: str, batteries: int, cells: int) -> None:
         rng = random.Random(1)
         while True:
             await asyncio.sleep(1.0)
+            if os.environ.get("STILL"):
+                continue
             for pack in packs:
                 pack.current_a = rng.uniform(-20.0, 20.0)  # every cell moves every second
                 pack.step(1.0)
@@ -62,7 +66,22 @@ async def sim(address: str, batteries: int, cells: int) -> None:
     await settings.close()
 
 
-async def bare(address: str) -> None:
+SUMMARY_NAMESPACES = ("/Dc", "/System", "/Info", "/Io", "/Alarms")
+SUMMARY_PATHS = (
+    "/Soc",
+    "/Capacity",
+    "/ConsumedAmphours",
+    "/InstalledCapacity",
+    "/Voltages/Sum",
+    "/State",
+    "/Balancing",
+    "/CustomName",
+    "/ProductName",
+    "/DeviceInstance",
+)
+
+
+async def bare(address: str, only_summary: bool = False) -> None:
     bus = await busmod.connect(address)
     count = {"messages": 0}
 
@@ -78,7 +97,14 @@ async def bare(address: str) -> None:
         owner = await busmod.get_name_owner(bus, name)
         common = f"type='signal',sender='{owner}',interface='{BUSITEM}'"
         await busmod.add_match(bus, f"{common},member='ItemsChanged',path='/'")
-        await busmod.add_match(bus, f"{common},member='PropertiesChanged'")
+        if not only_summary:
+            await busmod.add_match(bus, f"{common},member='PropertiesChanged'")
+            continue
+        changed = f"{common},member='PropertiesChanged'"
+        for ns in SUMMARY_NAMESPACES:
+            await busmod.add_match(bus, f"{changed},path_namespace='{ns}'")
+        for path in SUMMARY_PATHS:
+            await busmod.add_match(bus, f"{changed},path='{path}'")
     say(ready=True, services=len(names))
     await asyncio.Event().wait()
 
@@ -103,9 +129,9 @@ async def probe(address: str) -> None:
 def main(argv: list[str]) -> int:
     role, address = argv[0], argv[1]
     if role == "sim":
-        asyncio.run(sim(address, int(argv[2]), int(argv[3])))
+        asyncio.run(sim(address, int(argv[2]), int(argv[3]), *argv[4:5]))
     elif role == "bare":
-        asyncio.run(bare(address))
+        asyncio.run(bare(address, argv[2:3] == ["summary"]))
     elif role == "probe":
         asyncio.run(probe(address))
     return 0

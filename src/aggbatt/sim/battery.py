@@ -90,8 +90,9 @@ class SimSerialBattery(SimDevice):
         custom_name: str = "",
         bms: str = "JKBMS",
         temperature_c: float = 22.0,
+        per_path: bool = True,
     ) -> None:
-        super().__init__(f"com.victronenergy.battery.{port}", device_instance)
+        super().__init__(f"com.victronenergy.battery.{port}", device_instance, per_path=per_path)
         self.product_name = f"SerialBattery({bms})"
         self.connection = f"Serial /dev/{port}"
         self.model = CellModel(cells=cells, capacity_ah=capacity_ah, soc=soc)
@@ -204,7 +205,7 @@ class SimSerialBattery(SimDevice):
         """Publish a (possibly invalid) value on a path until :meth:`unforce`."""
         self.forced[path] = value
         assert self.service is not None
-        return self.service.publish({path: value}) if path in self.service else 0
+        return self.update({path: value}) if path in self.service else 0
 
     def unforce(self, path: str | None = None) -> int:
         if path is None:

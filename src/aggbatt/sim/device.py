@@ -8,23 +8,26 @@ from typing import Any
 from aggbatt import __version__
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.service import VeService
-from aggbatt.venus.wire import Value
+from aggbatt.venus.wire import Value, same_value
 
 
 class SimDevice:
     """One simulated device publishing one service, as its real driver would.
 
-    Subclasses fill :meth:`initial_paths`; :meth:`update` publishes a batch as the driver's
-    ``with service as s:`` block would (one ItemsChanged with the changed paths).
+    Subclasses fill :meth:`initial_paths`. :meth:`update` publishes as the driver does: a
+    batch as a ``with service as s:`` block would (one ItemsChanged with the changed paths), or,
+    with ``per_path``, each changed path as its own PropertiesChanged, as velib sends it for
+    ``service[path] = v`` (dbus-serialbattery publishes so: ``publish_dbus`` sets path by path).
     """
 
     product_name = "Simulated device"
     product_id = 0
     connection = "simulated"
 
-    def __init__(self, name: str, device_instance: int) -> None:
+    def __init__(self, name: str, device_instance: int, *, per_path: bool = False) -> None:
         self.name = name
         self.device_instance = device_instance
+        self.per_path = per_path
         self.service: VeService | None = None
 
     def mandatory_paths(self) -> dict[str, Value]:
@@ -57,9 +60,17 @@ class SimDevice:
         return service
 
     def update(self, values: Mapping[str, Value]) -> int:
-        if self.service is None:
+        service = self.service
+        if service is None:
             return 0
-        return self.service.publish(values)
+        if not self.per_path:
+            return service.publish(values)
+        changed = 0
+        for path, value in values.items():
+            if not same_value(service[path], value):
+                service[path] = value
+                changed += 1
+        return changed
 
     async def stop(self) -> None:
         """Leave the bus without invalidating anything, as a crashing driver does."""
