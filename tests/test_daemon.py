@@ -6,7 +6,7 @@ import asyncio
 import math
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -420,6 +420,43 @@ async def test_only_changes_that_matter_run_an_early_cycle(bench: Bench) -> None
     await wait_until(lambda: daemon.cycles == before + 1, timeout=1.0)
     pack.force("/Info/MaxChargeCurrent", 50.0)  # a BMS limit
     await wait_until(lambda: daemon.cycles == before + 2, timeout=1.0)
+
+
+async def test_an_urgent_change_right_after_a_cycle_is_not_delayed(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: an urgent change within 50 ms of any cycle waited out MIN_URGENT_INTERVAL_S
+    (with serialbattery's per-path signals the bench's p99 reached 54 ms). Now a burst of
+    URGENT_BURST runs at once; only a flood beyond it waits."""
+    from aggbatt.daemon import MIN_URGENT_INTERVAL_S, URGENT_BURST
+
+    daemon = await bench.start(make_config())
+    pack = bench.packs[0]
+    await asyncio.sleep(0.3)  # the start's urgent cycles are paid back
+    frozen = daemon.mono()
+    monkeypatch.setattr(daemon, "mono", lambda: frozen)  # every change lands right after a cycle
+    loop = asyncio.get_running_loop()
+    delays: list[float] = []
+    call_later = loop.call_later
+
+    def spy(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        if getattr(callback, "__name__", "") == "_requested_cycle":
+            delays.append(delay)
+        return call_later(delay, callback, *args)
+
+    monkeypatch.setattr(loop, "call_later", spy)
+    before = daemon.cycles
+
+    def cycles_reached(n: int) -> Callable[[], bool]:
+        return lambda: daemon.cycles >= n
+
+    for i in range(URGENT_BURST):
+        pack.force("/Info/MaxChargeCurrent", 50.0 + i)  # a BMS limit: urgent
+        await wait_until(cycles_reached(before + i + 1), timeout=1.0)
+    assert delays == []
+    pack.force("/Info/MaxChargeCurrent", 10.0)  # the burst is spent: this one waits its turn
+    await wait_until(lambda: bool(delays), timeout=1.0)
+    assert delays == [pytest.approx(MIN_URGENT_INTERVAL_S)]
 
 
 async def test_periodic_cycle_idles_when_nothing_changed(bench: Bench) -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from aggbatt.config import Config, ConfigError, validate_config
 from aggbatt.core.engine import CycleResult, EngineState, initial_state, run_cycle
-from aggbatt.core.safety import Activity
+from aggbatt.core.safety import Activity, Urgency
 from aggbatt.core.stored import State
 from tests.packs import lynx, pack
 
@@ -569,3 +569,16 @@ def test_rule9_a_balancing_that_never_reaches_its_target_ends_too() -> None:
         events.append(result.state.balancing.event)
     assert state is not None and state.balancing.phase in ("idle", "charging")
     assert any("did not reach its target" in e for e in events), events
+
+
+def test_urgency_of_a_cell_change() -> None:
+    """A calm bank: only a cell near a limit, or one that is not a number, runs a cycle at once.
+    Before: a NaN cell was not urgent (every comparison with NaN is false)."""
+    calm = Urgency(high=3.45, low=2.95, attentive=False)
+    assert not calm.urgent({"/Voltages/Cell1": 3.30, "/Dc/0/Voltage": 99.0})
+    assert calm.urgent({"/Voltages/Cell1": 3.46})
+    assert calm.urgent({"/System/MinCellVoltage": 2.90})
+    for bad in (math.nan, "3.3", True, None):
+        assert calm.urgent({"/Voltages/Cell1": bad}), bad
+    assert calm.urgent({"/Io/AllowToCharge": 1})
+    assert Urgency(high=3.45, low=2.95, attentive=True).urgent({"/Voltages/Cell1": 3.30})

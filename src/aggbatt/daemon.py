@@ -44,7 +44,7 @@ from aggbatt.core.engine import (
     save_due,
     to_state,
 )
-from aggbatt.core.safety import Activity, is_vital, urgent
+from aggbatt.core.safety import Activity, is_vital, urgency
 from aggbatt.core.selection import measure_current, select_batteries, service_class
 from aggbatt.core.stored import State
 from aggbatt.feedin import FeedInKeeper
@@ -70,7 +70,11 @@ SETTINGS_TIMEOUT = 5.0
 SETTINGS_START_WAIT_S = 2.0
 """How long the start waits for localsettings before it goes on with the config's instance."""
 MIN_URGENT_INTERVAL_S = 0.05
-"""Urgent cycles run at most 20 times a second, whatever a flood of changes asks for."""
+"""Urgent cycles run at most 20 times a second on average, whatever a flood of changes asks
+for."""
+URGENT_BURST = 4
+"""Urgent cycles that may run back to back before that rate applies: a peaking cell right after
+a cycle runs one at once instead of waiting out the interval (a token bucket)."""
 CUSTOM_NAME_MAX = 64
 EXIT_CONNECTION_LOST = 3
 """The exit status when a bus connection was lost (daemontools restarts the service)."""
@@ -100,6 +104,8 @@ class Daemon(MonitorListener):
         loaded = load_state(state_dir, wall_clock())
         self.engine: EngineState = initial_state(loaded.state)
         self.result: CycleResult | None = None
+        self._urgency = urgency(None, config)
+        """Which pack changes run a cycle at once; decided anew by every cycle."""
         self.cycles = 0
         self._feed_in_original: int | None = loaded.state.feed_in_original
         self._saved: State | None = loaded.state if loaded.source == "file" else None
@@ -117,6 +123,8 @@ class Daemon(MonitorListener):
         self._changed_since_cycle = True
         self._last_cycle = -IDLE_CYCLE_S
         self._cycle_requested = False
+        self._urgent_tokens = float(URGENT_BURST)
+        self._tokens_at = 0.0
         self._stopping = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -359,10 +367,11 @@ class Daemon(MonitorListener):
         self._changed_since_cycle = True
         if service.name not in self._bank:
             return  # a battery that is not in the bank never drives the loop
-        if any(is_vital(path) for path in changes):
-            self._vital_at[service.name] = service.last_change
-        limits = self.result.limits if self.result is not None else None
-        if urgent(changes, limits, self.config):
+        for path in changes:
+            if is_vital(path):
+                self._vital_at[service.name] = service.last_change
+                break
+        if self._urgency.urgent(changes):
             self.request_cycle()
 
     def service_added(self, service: RemoteService) -> None:
@@ -380,15 +389,23 @@ class Daemon(MonitorListener):
         if self._cycle_requested or self.service is None or not self.service.registered:
             return
         self._cycle_requested = True
-        wait = self._last_cycle + MIN_URGENT_INTERVAL_S - self.mono()
+        wait = (1.0 - self._refill_tokens()) * MIN_URGENT_INTERVAL_S
         loop = asyncio.get_running_loop()
-        if wait > 0:  # a flood of changes runs at most MIN_URGENT_INTERVAL_S apart
+        if wait > 0:  # a flood: one cycle per MIN_URGENT_INTERVAL_S once the burst is spent
             loop.call_later(wait, self._requested_cycle)
         else:
             loop.call_soon(self._requested_cycle)
 
+    def _refill_tokens(self) -> float:
+        now = self.mono()
+        refill = (now - self._tokens_at) / MIN_URGENT_INTERVAL_S
+        self._urgent_tokens = min(float(URGENT_BURST), self._urgent_tokens + refill)
+        self._tokens_at = now
+        return self._urgent_tokens
+
     def _requested_cycle(self) -> None:
         self._cycle_requested = False
+        self._urgent_tokens = self._refill_tokens() - 1.0
         self.cycle()
 
     def cycle(self) -> None:
@@ -429,6 +446,7 @@ class Daemon(MonitorListener):
         )  # fmt: skip
         self.engine = result.state
         self.result = result
+        self._urgency = urgency(result.limits, config)
         self.cycles += 1
         return result
 

@@ -134,25 +134,43 @@ def frozen_reason(activity: Activity, current: float, now: float, config: Config
     return None
 
 
-def urgent(changes: Mapping[str, Any], limits: ChargeLimits | None, config: Config) -> bool:
-    """Whether a pack's change may alter a decision now; the rest waits for the periodic cycle.
+@dataclass(frozen=True, slots=True)
+class Urgency:
+    """Which changes of a pack may alter a decision now; the rest waits for the periodic cycle.
 
-    Urgent: a BMS limit, flag or state; a cell near or over the max, or near the min; anything
-    that is not a number; and every cell change while a cut, block, stop or latch is in force.
+    Decided once a cycle (:func:`urgency`) and asked of every signal (:meth:`urgent`), so the
+    hot path compares numbers only. Urgent: a BMS limit, flag or state; a cell near or over the
+    max, or near the min; anything that is not a number; and every cell change while a cut,
+    block, stop or latch is in force (``attentive``).
     """
+
+    high: float
+    """A cell at or above this is urgent."""
+    low: float
+    """A cell at or below this is urgent."""
+    attentive: bool
+
+    def urgent(self, changes: Mapping[str, Any]) -> bool:
+        for path, value in changes.items():
+            if path.startswith(_URGENT_PREFIXES):
+                return True
+            if path.startswith(_CELL_PREFIXES):
+                kind = type(value)
+                if self.attentive or (kind is not float and kind is not int):
+                    return True
+                if not self.low < value < self.high:  # NaN fails every comparison: urgent
+                    return True
+        return False
+
+
+def urgency(limits: ChargeLimits | None, config: Config) -> Urgency:
+    """The urgency of pack changes after a cycle that decided ``limits`` (None: none yet)."""
     own = config.control.own
-    high = own.max_cell_voltage - URGENT_MARGIN_V
-    low = own.min_cell_voltage + own.min_cell_hysteresis + URGENT_MARGIN_V
-    attentive = limits is None or not limits.mode.calm or limits.state.discharge_latched
-    for path, value in changes.items():
-        if path.startswith(_URGENT_PREFIXES):
-            return True
-        if path.startswith(_CELL_PREFIXES):
-            if attentive or not isinstance(value, int | float) or isinstance(value, bool):
-                return True
-            if value >= high or value <= low:
-                return True
-    return False
+    return Urgency(
+        high=own.max_cell_voltage - URGENT_MARGIN_V,
+        low=own.min_cell_voltage + own.min_cell_hysteresis + URGENT_MARGIN_V,
+        attentive=limits is None or not limits.mode.calm or limits.state.discharge_latched,
+    )
 
 
 def enforce(raw: ChargeLimits, agg: Aggregate, config: Config, now: float) -> ChargeLimits:
