@@ -70,6 +70,13 @@ PATHS: tuple[PathRule, ...] = (
     PathRule("/State", False, 0.0, 255.0, "running"),
 )
 RULES = {rule.path: rule for rule in PATHS}
+_READ_APART = (
+    "/State", "/TimeToGo", "/Info/MaxChargeVoltage", "/System/MinCellVoltage",
+    "/System/MaxCellVoltage", "/System/MinCellTemperature", "/System/MaxCellTemperature",
+)  # fmt: skip
+"""Read on their own: /State as published, /TimeToGo never, the BMS CVL by chemistry (rule 6),
+the summary extremes with their cell ids and the cells' range (rule 4)."""
+_TABLE = tuple((rule.path, rule.low, rule.high) for rule in PATHS if rule.path not in _READ_APART)
 _ALARM_PATHS = tuple((alarm, f"/Alarms/{alarm}") for alarm in ALARMS)
 CELL_VOLTAGE_RANGE = (0.5, 5.5)
 TEMPERATURE_RANGE = (-60.0, 150.0)
@@ -214,9 +221,18 @@ class _Reader:
             self.fault(path, value, f"outside {low:g}..{high:g}", held)
         return held
 
-    def rule(self, path: str) -> float | None:
-        rule = RULES[path]
-        return self.number(path, rule.low, rule.high)
+    def table(self) -> dict[str, float | None]:
+        """Every numeric path of :data:`PATHS` in one pass (the hot path of a cycle)."""
+        values, good, number = self.values, self.good, self.number
+        out: dict[str, float | None] = {}
+        for path, low, high in _TABLE:
+            v: Any = values.get(path)
+            kind = type(v)
+            if (kind is float or kind is int) and low <= v <= high:  # as in number()
+                out[path] = good[path] = float(v)
+            else:
+                out[path] = number(path, low, high)
+        return out
 
     def fault(self, path: str, value: Any, problem: str, held: float | None = None) -> None:
         shown = repr(value)
@@ -291,10 +307,11 @@ def read_battery(
     chemistry) decide rule 5; 0 and an open window switch it off.
     """
     r = _Reader(values, previous)
+    n = r.table()
     state = values.get("/State")
     flags = (values.get("/Io/AllowToCharge"), values.get("/Io/AllowToDischarge"))
-    allow_charge = r.rule("/Io/AllowToCharge") != 0
-    allow_discharge = r.rule("/Io/AllowToDischarge") != 0
+    allow_charge = n["/Io/AllowToCharge"] != 0
+    allow_discharge = n["/Io/AllowToDischarge"] != 0
     alarms: dict[str, int] = {}
     for alarm, path in _ALARM_PATHS:
         level: Any = values.get(path)
@@ -330,16 +347,16 @@ def read_battery(
         max_cell = _worst(max_cell, (hi, f"C{cells.index(hi) + 1}"), lowest=False)
         min_cell = _worst(min_cell, (lo, f"C{cells.index(lo) + 1}"), lowest=True)
 
-    voltage = r.rule("/Dc/0/Voltage")
+    voltage = n["/Dc/0/Voltage"]
     if voltage is None and cells:
         voltage = round(sum(cells), 4)
-    installed = r.rule("/InstalledCapacity")
-    capacity = r.rule("/Capacity")
+    installed = n["/InstalledCapacity"]
+    capacity = n["/Capacity"]
     if installed is None and "/InstalledCapacity" not in values:
         installed, capacity = capacity, None  # Victron BMSes: /Capacity is the installed one
     if installed is None and previous is not None:
         installed = previous.installed_ah
-    current = r.rule("/Dc/0/Current")
+    current = n["/Dc/0/Current"]
     faults = tuple(r.faults)
     if voltage is None or installed is None or installed <= 0 or current is None:
         missing = [
@@ -352,15 +369,15 @@ def read_battery(
             allow_charge, allow_discharge, max_cell, min_cell, alarms, faults,
         )  # fmt: skip
 
-    soc = r.rule("/Soc")
+    soc = n["/Soc"]
     remaining = capacity if capacity is not None else (soc or 0.0) / 100.0 * installed
-    consumed = r.rule("/ConsumedAmphours")
+    consumed = n["/ConsumedAmphours"]
     consumed = -abs(consumed) if consumed is not None else remaining - installed
-    power = r.rule("/Dc/0/Power")
-    cell_sum = r.rule("/Voltages/Sum")
+    power = n["/Dc/0/Power"]
+    cell_sum = n["/Voltages/Sum"]
     if cell_sum is None:
         cell_sum = round(sum(cells), 4) if cells else voltage
-    temperature = r.rule("/Dc/0/Temperature")
+    temperature = n["/Dc/0/Temperature"]
     min_temp = _extreme(
         r, "/System/MinCellTemperature", "/System/MinTemperatureCellId", *TEMPERATURE_RANGE
     )
@@ -371,22 +388,22 @@ def read_battery(
         min_temp = _worst(min_temp, (temperature, "battery"), lowest=True)
         max_temp = _worst(max_temp, (temperature, "battery"), lowest=False)
 
-    count = r.rule("/System/NrOfCellsPerBattery")
+    count = n["/System/NrOfCellsPerBattery"]
     cell_count = int(count) if count is not None else (len(cells) or None)
     if cell_count is not None and 0 < len(cells) < cell_count:
         r.fault(
             "/Voltages/Cell", f"{len(cells)} paths", f"fewer cell paths than {cell_count} cells"
         )
-    blocking_charge = r.rule("/System/NrOfModulesBlockingCharge")
-    blocking_discharge = r.rule("/System/NrOfModulesBlockingDischarge")
-    online = r.rule("/System/NrOfModulesOnline")
-    offline = r.rule("/System/NrOfModulesOffline")
+    blocking_charge = n["/System/NrOfModulesBlockingCharge"]
+    blocking_discharge = n["/System/NrOfModulesBlockingDischarge"]
+    online = n["/System/NrOfModulesOnline"]
+    offline = n["/System/NrOfModulesOffline"]
     mode = values.get("/Info/ChargeMode")
     bms_cvl = _bms_cvl(r, cells_per_battery, cell_window)
-    bms_ccl = r.rule("/Info/MaxChargeCurrent")
-    bms_dcl = r.rule("/Info/MaxDischargeCurrent")
-    allow_balance = r.rule("/Io/AllowToBalance") != 0
-    balancing = r.rule("/Balancing") == 1
+    bms_ccl = n["/Info/MaxChargeCurrent"]
+    bms_dcl = n["/Info/MaxDischargeCurrent"]
+    allow_balance = n["/Io/AllowToBalance"] != 0
+    balancing = n["/Balancing"] == 1
     battery = Battery(
         key=key,
         name=name,
@@ -431,7 +448,8 @@ def read_battery(
 def _bms_cvl(r: _Reader, cells: int, window: tuple[float, float]) -> float | None:
     """A BMS charge voltage implausible per cell for the chemistry is a fault (rule 6)."""
     if not cells:
-        return r.rule("/Info/MaxChargeVoltage")
+        rule = RULES["/Info/MaxChargeVoltage"]
+        return r.number(rule.path, rule.low, rule.high)
     return r.number("/Info/MaxChargeVoltage", window[0] * cells, window[1] * cells)
 
 
