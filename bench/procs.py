@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import sys
 import time
@@ -50,8 +49,6 @@ async def sim(address: str, batteries: int, cells: int, signals: str = "per-path
         rng = random.Random(1)
         while True:
             await asyncio.sleep(1.0)
-            if os.environ.get("STILL"):
-                continue
             for pack in packs:
                 pack.current_a = rng.uniform(-20.0, 20.0)  # every cell moves every second
                 pack.step(1.0)
