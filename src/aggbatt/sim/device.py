@@ -8,7 +8,7 @@ from typing import Any
 from aggbatt import __version__
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.service import VeService
-from aggbatt.venus.wire import Value, same_value
+from aggbatt.venus.wire import Value
 
 
 class SimDevice:
@@ -60,17 +60,9 @@ class SimDevice:
         return service
 
     def update(self, values: Mapping[str, Value]) -> int:
-        service = self.service
-        if service is None:
+        if self.service is None:
             return 0
-        if not self.per_path:
-            return service.publish(values)
-        changed = 0
-        for path, value in values.items():
-            if not same_value(service[path], value):
-                service[path] = value
-                changed += 1
-        return changed
+        return self.service.publish(values, per_path=self.per_path)
 
     async def stop(self) -> None:
         """Leave the bus without invalidating anything, as a crashing driver does."""

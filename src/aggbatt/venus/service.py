@@ -212,8 +212,15 @@ class VeService:
         if self.registered:
             self._send(path, "PropertiesChanged", "a{sv}", [item.entry(path)])
 
-    def publish(self, updates: Mapping[str, Value], texts: Mapping[str, str] | None = None) -> int:
-        """Apply a batch of updates; one ItemsChanged carries the changed paths only.
+    def publish(
+        self,
+        updates: Mapping[str, Value],
+        texts: Mapping[str, str] | None = None,
+        *,
+        per_path: bool = False,
+    ) -> int:
+        """Apply a batch of updates; one ItemsChanged carries the changed paths only, or with
+        ``per_path`` one PropertiesChanged each (as velib's ``service[path] = v`` path by path).
 
         ``texts`` may give the text of some paths (replays). Returns how many paths changed.
         """
@@ -228,7 +235,11 @@ class VeService:
             item.text_override = new_text
             changed[path] = item.entry(path)
         if changed and self.registered:
-            self._send_items_changed(changed)
+            if per_path:
+                for path, entry in changed.items():
+                    self._send(path, "PropertiesChanged", "a{sv}", [entry])
+            else:
+                self._send_items_changed(changed)
         return len(changed)
 
     def _send_items_changed(self, entries: dict[str, dict[str, Variant]]) -> None:
