@@ -377,3 +377,25 @@ def test_pass_through_full_voltage_is_taken_on_the_bank_not_one_cell(tmp_path: P
     assert counter_settings(config).charged_voltage == pytest.approx(
         config.batteries.cells_per_battery * 3.45
     )
+
+
+def test_a_v3_0_curve_out_of_order_imports_as_the_references_interpolation_did(
+    tmp_path: Path,
+) -> None:
+    """The reference's own v3.0 LTO settings.py has CELL_EMPTY_LIMITING_VOLTAGE =
+    [DISCHARGE_VOLTAGE - 0.1, DISCHARGE_VOLTAGE, MIN_CELL_VOLTAGE] = [1.9, 2.0, 1.9]. Its
+    interpolation took the first factor at or below 1.9 V and the last above: a step."""
+    from aggbatt.core.curve import interpolate
+    from aggbatt.importini import reference_interpolation
+
+    notes: list[str] = []
+    text, config = import_ini(REF / "settings_v3_0_lto.py", None, notes)
+    volts, factors = config.control.own.discharge_curve
+    assert (volts, factors) == ([1.9, 1.9], [0.0, 1.0])
+    ref_x, ref_y = [1.9, 2.0, 1.9], [0.0, 0.05, 1.0]
+    for v in (1.7, 1.9, 1.90001, 1.95, 2.0, 2.3):
+        assert interpolate(v, volts, factors) == reference_interpolation(ref_x, ref_y, v), v
+    said = [n for n in notes if "CELL_EMPTY_LIMITING_VOLTAGE" in n]
+    assert said and "a step at 1.9 V: 0 at or below, 1 above" in said[0]
+    assert "a step at 1.9 V" in text  # the TOML says it too
+    assert config.batteries.chemistry == "LTO" and config.batteries.cells_per_battery == 22

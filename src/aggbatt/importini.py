@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import itertools
 import math
 import operator
 import re
@@ -270,8 +271,75 @@ def convert(options: dict[str, str]) -> Converted:
         "limits, with the thresholds of batteries.chemistry (LFP: no charge at 0 °C)"
     )
     out.set("temperature", "enabled", False, off)
+    for kind in ("charge", "discharge"):
+        _reference_curve(out, kind)
     _fit_safety_rules(out)
     return out
+
+
+_CURVE_OPTIONS = {
+    "charge": "CELL_CHARGE_LIMITING_VOLTAGE (v3: CELL_FULL_LIMITING_VOLTAGE)",
+    "discharge": "CELL_DISCHARGE_LIMITING_VOLTAGE (v3: CELL_EMPTY_LIMITING_VOLTAGE)",
+}
+
+
+def reference_interpolation(xs: list[float], ys: list[float], x: float) -> float:
+    """The reference's ``_interpolate`` (functions.py) for any order of ``xs``: the first
+    value at or below the first point, the last at or above the last, else the first segment
+    whose end is not below ``x``."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    for i in range(len(xs) - 1):
+        if x <= xs[i + 1]:
+            if xs[i + 1] == xs[i]:
+                return ys[i + 1]
+            return ys[i] + (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) * (x - xs[i])
+    return ys[-1]
+
+
+def ascending_equivalent(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """An ascending curve that gives what the reference's interpolation gave for these points:
+    linear between the sorted points, a step (two equal points) where it jumped."""
+    eps = 1e-7
+    out_x: list[float] = []
+    out_y: list[float] = []
+    for b in sorted(set(xs)):
+        left = round(reference_interpolation(xs, ys, b - eps), 4)
+        right = round(reference_interpolation(xs, ys, b + eps), 4)
+        for y in (left, right) if left != right else (left,):
+            if not (out_y and out_x[-1] == b and out_y[-1] == y):
+                out_x.append(round(b, 4))
+                out_y.append(y)
+    while len(out_y) > 2 and out_y[-1] == out_y[-2]:  # a flat end adds nothing
+        out_x.pop()
+        out_y.pop()
+    return out_x, out_y
+
+
+def _reference_curve(out: Converted, kind: str) -> None:
+    """The reference accepted curve points in any order (its v3.0 LTO example:
+    CELL_EMPTY_LIMITING_VOLTAGE = [1.9, 2.0, 1.9]); import what its interpolation did."""
+    own = out.data.get("control.own", {})
+    xs, ys = own.get(f"{kind}_curve_voltages"), own.get(f"{kind}_curve_factors")
+    if not xs or not ys or len(xs) != len(ys):
+        return
+    if all(b >= a for a, b in itertools.pairwise(xs)):
+        return
+    new_x, new_y = ascending_equivalent([float(x) for x in xs], [float(y) for y in ys])
+    made = (
+        f"a step at {new_x[0]:g} V: {new_y[0]:g} at or below, {new_y[1]:g} above"
+        if len(new_x) == 2 and new_x[0] == new_x[1]
+        else f"the points {list(zip(new_x, new_y, strict=True))} (voltage, factor)"
+    )
+    why = (
+        f"{_CURVE_OPTIONS[kind]} = {xs} is not in ascending order; the reference's "
+        f"interpolation made it {made}: imported as that"
+    )
+    out.set("control.own", f"{kind}_curve_voltages", new_x, why)
+    out.set("control.own", f"{kind}_curve_factors", new_y)
+    out.notes.append(why)
 
 
 def _fit_safety_rules(out: Converted) -> None:
