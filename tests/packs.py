@@ -4,6 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+CLASSIC_OWN: dict[str, Any] = {
+    "max_cell_voltage": 3.50,
+    "balancing_voltage": 3.45,
+    "max_charge_current": 200.0,
+    "max_discharge_current": 200.0,
+    "charge_voltage_per_month": [
+        3.45,
+        3.45,
+        3.42,
+        3.40,
+        3.40,
+        3.40,
+        3.40,
+        3.40,
+        3.40,
+        3.42,
+        3.45,
+        3.45,
+    ],
+}
+"""The own-mode thresholds the hand-computed tests are written for (aggbatt's defaults until
+they were set beside serialbattery's, docs/serialbattery.md): pinned, so those tests keep
+testing exactly what they say."""
+
 
 def pack(
     cells: list[float] | None = None,
@@ -21,6 +45,8 @@ def pack(
     cells = cells if cells is not None else [3.30] * 16
     total = round(sum(cells), 4)
     values: dict[str, Any] = {
+        "/ProductId": 0xBA77,
+        "/ProductName": "SerialBattery(Jkbms)",
         "/Dc/0/Voltage": total,
         "/Dc/0/Current": current,
         "/Dc/0/Power": total * current,
@@ -53,6 +79,8 @@ def pack(
 def lynx(voltage: float = 52.42, current: float = -75.3, soc: float = 83.51) -> dict[str, Any]:
     """What Victron's Lynx Smart BMS publishes (bct recording): no cells, /Capacity installed."""
     return {
+        "/ProductId": 0xA3E5,
+        "/ProductName": "Lynx Smart BMS 500",
         "/Dc/0/Voltage": voltage,
         "/Dc/0/Current": current,
         "/Dc/0/Power": round(voltage * current),
@@ -71,3 +99,16 @@ def lynx(voltage: float = 52.42, current: float = -75.3, soc: float = 83.51) -> 
         "/Alarms/BmsCable": None,
         "/TimeToGo": None,
     }
+
+
+def classic_config(data: dict[str, Any] | None = None) -> Any:
+    """A Config from ``data`` with :data:`CLASSIC_OWN` under it (``data`` wins)."""
+    from aggbatt.config import validate_config
+
+    merged: dict[str, Any] = {
+        k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()
+    }
+    control = dict(merged.get("control", {}))
+    control["own"] = {**CLASSIC_OWN, **control.get("own", {})}
+    merged["control"] = control
+    return validate_config(merged)

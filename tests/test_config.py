@@ -59,7 +59,10 @@ def test_every_option_is_documented_in_the_default_file() -> None:
         ({"control": {"own": {"charge_curve_voltages": [3.4, 3.3, 3.5, 3.6, 3.7]}}}, "ascending"),
         ({"control": {"own": {"min_cell_voltage": 3.4}}}, "give the curve explicitly"),
         ({"control": {"own": {"max_cell_voltage": 4.1}}}, "batteries.chemistry"),
-        ({"control": {"own": {"balancing_voltage": 3.49}}}, "at most 3.485"),
+        (
+            {"control": {"own": {"balancing_voltage": 3.49, "max_cell_voltage": 3.50}}},
+            "at most 3.485",
+        ),
         ({"soc": {"own": True}, "control": {"mode": "passthrough"}}, "soc.full_cell_voltage"),
         ({"soc": {"efficiency": 1.5}}, "soc.efficiency = 1.5"),
         ({"batteries": {"expected": "2"}}, "batteries.expected = '2'"),  # quoted: a typo

@@ -19,6 +19,7 @@ from aggbatt.daemon import Daemon
 from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.sim.battery import SimSerialBattery
 from aggbatt.sim.localsettings import FakeLocalSettings
+from aggbatt.sim.serialbattery import DriverConfig
 from aggbatt.sim.victron import SimSolarCharger, SimVebus
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.bus import BUSITEM
@@ -26,6 +27,9 @@ from aggbatt.venus.wire import unwrap
 from tests.conftest import wait_until
 
 SERVICE = "com.victronenergy.battery.aggbatt"
+SIZED = DriverConfig(max_charge_a=100.0, max_discharge_a=150.0)
+"""The bench's drivers, set for their packs as a user sets MAX_BATTERY_CHARGE_CURRENT and
+MAX_BATTERY_DISCHARGE_CURRENT (the driver's defaults are 50 A and 60 A)."""
 
 
 def make_config(**sections: Any) -> Config:
@@ -50,8 +54,10 @@ class Bench:
         self.state = state
         self.settings: FakeLocalSettings | None = None
         self.packs = [
-            SimSerialBattery("ttyUSB0", 1, soc=0.5, capacity_ah=280.0, custom_name="Pack A"),
-            SimSerialBattery("ttyUSB1", 2, soc=0.5, capacity_ah=100.0),
+            SimSerialBattery(
+                "ttyUSB0", 1, soc=0.5, capacity_ah=280.0, custom_name="Pack A", config=SIZED
+            ),
+            SimSerialBattery("ttyUSB1", 2, soc=0.5, capacity_ah=100.0, config=SIZED),
         ]
         self.daemon: Daemon | None = None
         self.raw: MessageBus | None = None
@@ -104,7 +110,7 @@ async def test_publishes_hand_computed_aggregate(bench: Bench) -> None:
     a.current_a, b.current_a = 20.0, 10.0
     await bench.start(make_config())
     items = await bench.items()
-    cells_a, cells_b = a.model.voltages(20.0), b.model.voltages(10.0)
+    cells_a, cells_b = a.cell_voltages(), b.cell_voltages()
     va, vb = round(sum(cells_a), 2), round(sum(cells_b), 2)
     assert items["/Dc/0/Voltage"] == pytest.approx((va + vb) / 2, abs=0.01)
     assert items["/Dc/0/Current"] == pytest.approx(30.0)
@@ -148,7 +154,8 @@ async def test_cell_over_max_cuts_cvl_within_100_ms(bench: Bench) -> None:
 
 
 async def test_killed_battery_degrades_and_rejoins(bench: Bench) -> None:
-    await bench.start(make_config())
+    bank = {"max_charge_current": 200.0, "max_discharge_current": 200.0}
+    await bench.start(make_config(control={"own": bank}))
     full = await bench.items()
     await bench.packs[1].stop()
     await wait_until(lambda: batteries_online(bench.daemon) == 1)
@@ -157,12 +164,18 @@ async def test_killed_battery_degrades_and_rejoins(bench: Bench) -> None:
     assert items["/System/NrOfModulesOffline"] == 1
     assert items["/Alarms/BmsCable"] == 1
     assert items["/InstalledCapacity"] == pytest.approx(280.0)
+    # rule 15: the killed pack is still wired in, unseen: charging stops until it is back
+    assert items["/Info/MaxChargeCurrent"] == 0.0
+    assert (
+        "ttyUSB1" in items["/Info/ChargeLimitation"] or "SIM0002" in items["/Info/ChargeLimitation"]
+    )
     # the bank's own maximum (200 A) scales to the share online: 280 of 380 Ah, 1 of 2 packs
     assert items["/Info/MaxDischargeCurrent"] <= 100.0 + 1e-6 < full["/Info/MaxDischargeCurrent"]
     await bench.packs[1].start(bench.address)
     await wait_until(lambda: batteries_online(bench.daemon) == 2)
     items = await bench.items()
     assert items["/System/NrOfModulesOffline"] == 0 and items["/Alarms/BmsCable"] == 0
+    assert items["/Info/MaxChargeCurrent"] > 0.0
 
 
 async def test_no_battery_keeps_cvl_and_stops_currents(bench: Bench) -> None:
@@ -380,7 +393,8 @@ async def test_a_frozen_battery_is_left_out_and_rejoins_when_it_moves(
         assert items["/System/NrOfModulesOffline"] == 1 and items["/Alarms/BmsCable"] == 1
         assert b.daemon.result is not None
         reasons = [r.reason for r in b.daemon.result.aggregate.invalid]
-        assert reasons == ["frozen: no value changed for over 30 s"]
+        # pack A carries 5 A: pack B, at rest and unchanged, is frozen (rule 10)
+        assert reasons == ["frozen: no measurement changed for over 30 s while current flows"]
         b.packs[1].current_a = 5.0
         b.packs[1].step(1.0)
         await asyncio.sleep(0.05)

@@ -18,9 +18,11 @@ from aggbatt.doctor import (
     DVCC,
     Facts,
     Finding,
+    Watch,
     diagnose,
     gather,
     render,
+    watch_of,
 )
 from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.sim.battery import SimSerialBattery
@@ -86,13 +88,87 @@ def test_each_bad_state_is_named_with_its_fix(change: dict[str, Any], expected: 
 
 def test_current_source_missing_and_other_bms_and_silent_packs() -> None:
     config = validate_config({"batteries": {"expected": 2}, "current": {"source": "victron"}})
-    f = facts(silent_for={"com.victronenergy.battery.ttyUSB1": 3.0})
+    f = facts(watched={"com.victronenergy.battery.ttyUSB1": Watch(12.0)})
     f.services["com.victronenergy.battery.ttyUSB0"]["/Info/MaxChargeVoltage"] = 55.2
+    f.services["com.victronenergy.battery.ttyUSB1"]["/Dc/0/Current"] = 20.0
     findings = diagnose(f, config)
     text = render(findings)
     assert "no connected Multi" in text
     assert "MultipleBatteries" in text
-    assert "ttyUSB1 published nothing for 3 s" in text
+    assert "ttyUSB1 published nothing for 12 s while 20 A flows" in text
+
+
+def test_freshness_is_judged_by_each_packs_own_rate() -> None:
+    """serialbattery publishes changes only, every 1 to 10 s by its BMS: a 5 s BMS and a pack
+    at rest that changes nothing are no alarm; a silent pack carrying current is."""
+    five = watch_of([0.5, 5.5, 10.5], 0.0, 12.0)
+    assert five.every == pytest.approx(5.0) and five.quiet_for == pytest.approx(1.5)
+    f = facts(
+        watched={
+            "com.victronenergy.battery.ttyUSB0": five,
+            "com.victronenergy.battery.ttyUSB1": Watch(12.0),  # nothing, at 0 A: quiet
+        }
+    )
+    text = render(diagnose(f, CONFIG))
+    assert "ttyUSB0 updates about every 5.0 s" in text
+    assert "ttyUSB1 changed nothing in 12 s (at rest" in text
+    assert "WARN" not in text.split("ttyUSB1", 1)[1].split("\n", 1)[0]
+
+
+def test_collisions_with_serialbatterys_defaults_are_named_with_the_fix() -> None:
+    """max_cell_voltage above a pack's own bulk voltage, a SoC reset that can never complete, a
+    configured maximum above what the packs allow together; with aggbatt's and the driver's
+    defaults, none."""
+    from aggbatt.sim.serialbattery import SerialBatteryPack
+    from tests.test_serialbattery import values
+
+    def driver_pack(port: str, **config: Any) -> dict[str, Any]:
+        from aggbatt.sim.battery import even_pack
+        from aggbatt.sim.serialbattery import Board, DriverConfig
+
+        sbp = SerialBatteryPack(even_pack(port, soc=0.5), Board(), DriverConfig(**config))
+        sbp.port, sbp.instance = port, int(port[-1]) + 1
+        sbp.step(0.0)
+        return values(sbp, 0.0)
+
+    defaults = {f"com.victronenergy.battery.ttyUSB{i}": driver_pack(f"ttyUSB{i}") for i in (0, 1)}
+    found = diagnose(facts(services=defaults), CONFIG)
+    assert [f.text for f in found if f.collision] == []
+    assert "The packs allow 100 A of charge together now (50 + 50 A)" in render(found)
+    old = validate_config(
+        {
+            "batteries": {"expected": 2},
+            "control": {
+                "own": {"max_cell_voltage": 3.50, "balancing_voltage": 3.45,
+                        "max_charge_current": 200.0}
+            },
+        }
+    )  # fmt: skip
+    found = [f for f in diagnose(facts(services=defaults), old) if f.collision]
+    texts = " ".join(f.text + " " + f.fix for f in found)
+    assert "max_cell_voltage 3.50 V is above pack" in texts
+    assert "Set control.own.max_cell_voltage = 3.45" in texts
+    assert "max_charge_current 200 A is above what the packs allow together now, 100 A" in texts
+    resetting = {
+        **defaults,
+        "com.victronenergy.battery.ttyUSB1": driver_pack("ttyUSB1", soc_reset_after_days=30.0),
+    }
+    found = [f for f in diagnose(facts(services=resetting), CONFIG) if f.collision]
+    assert any("SoC reset to 3.65 V" in f.text and "SOC_RESET_AFTER_DAYS" in f.fix for f in found)
+
+
+def test_battery_services_left_out_are_listed_with_why() -> None:
+    jbd = {**pack(), "/ProductName": "JBD-SP16S020-L16S-200A-B-U", "/DeviceInstance": 3}
+    services = {
+        "com.victronenergy.battery.ttyUSB0": {**pack(), **SERIAL},
+        "com.victronenergy.battery.ttyUSB1": jbd,
+    }
+    names_only = validate_config({"batteries": {"expected": 2, "product_ids": []}})
+    text = render(diagnose(facts(services=services), names_only))
+    assert "Battery service ttyUSB1 is not a pack of the bank: its /ProductId (0xBA77)" in text
+    assert "1 of 2 batteries" in text
+    text = render(diagnose(facts(services=services), CONFIG))  # the default finds it by its id
+    assert "2 batteries found" in text
 
 
 def test_a_pack_that_does_not_match_the_config_is_named() -> None:
@@ -162,3 +238,29 @@ async def test_doctor_on_a_live_bus_good_and_bad(bus_address: str, tmp_path: Pat
     async with live_system(bus_address, good, tmp_path, run_daemon=False):
         found = diagnose(await gather(CONFIG, bus_address, 0.3), CONFIG)
         assert any("not running" in p for p in problems(found))
+
+
+async def test_on_the_demo_bank_with_the_defaults_nothing_collides(
+    bus_address: str, tmp_path: Path
+) -> None:
+    """The demo's packs run the driver's defaults (50 A each); aggbatt runs config.toml."""
+    from aggbatt.config import load_config
+    from aggbatt.demo import DEFAULT_CONFIG
+    from aggbatt.sim.system import SimulatedSystem, SystemSpec
+
+    config = load_config(DEFAULT_CONFIG)
+    system = SimulatedSystem(SystemSpec(2, 16))
+    await system.start(bus_address)
+    daemon = Daemon(config, tmp_path, bus_address)
+    await daemon.start()
+    try:
+        system.step(1.0)
+        found = diagnose(await gather(config, bus_address, 0.5), config)
+    finally:
+        daemon.stop()
+        await daemon.close()
+        await system.stop()
+    assert [f.text for f in found if f.collision] == []
+    text = render(found)
+    assert "The packs allow 100 A of charge together now (50 + 50 A)" in text
+    assert "2 batteries found" in text

@@ -88,13 +88,14 @@ def test_time_to_go_is_capped_and_none_while_charging() -> None:
 
 
 def test_a_known_pack_gone_for_good_counts_as_an_offline_module() -> None:
-    """With `expected = 0` a pack that left the bus long ago was simply forgotten."""
+    """With `expected = 0` a pack that left the bus is still the bank's (rule 15)."""
     from aggbatt.core.stored import KnownPack
 
     stored = State(packs={"svc.gone": KnownPack(280.0, NOW - 3600.0)})
     any_count = validate_config({"batteries": {"expected": 0}})
+    other = pack(installed=100.0)  # not of the gone pack's size: not that pack renamed
     result = run_cycle(
-        {"svc.a": pack()}, {}, any_count, initial_state(stored), now_mono=1.0, now_wall=NOW, month=5
+        {"svc.a": other}, {}, any_count, initial_state(stored), now_mono=1.0, now_wall=NOW, month=5
     )
     assert result.aggregate.modules_offline == 1
     assert result.aggregate.alarms["BmsCable"] == 1

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggbatt.config import Config, validate_config
+from aggbatt.config import Config
 from aggbatt.core.battery import Battery, read_battery
 from aggbatt.core.limits import (
     ChargeLimits,
@@ -20,9 +20,9 @@ from aggbatt.core.limits import (
 )
 from aggbatt.core.merge import Aggregate, merge
 from aggbatt.core.safety import FEED_IN_RESTORE_AFTER_S, enforce
-from tests.packs import lynx, pack
+from tests.packs import classic_config, lynx, pack
 
-CONFIG = Config()  # 16 cells, LFP defaults: max 3.50, min 2.90, 200 A
+CONFIG = classic_config()  # 16 cells: max 3.50, min 2.90, 200 A
 TARGET = (3.40, "May charge voltage")
 
 
@@ -109,9 +109,21 @@ def test_blocking_bms_stops_charging_with_policy_any_not_all() -> None:
     assert limits.ccl.value == 0.0
     assert limits.feed_in_off
     assert limits.mode is ChargeMode.CHARGE_BLOCKED
-    cfg = validate_config({"batteries": {"block_policy": "all"}})
+    cfg = classic_config({"batteries": {"block_policy": "all"}})
+    blocked["/Info/ChargeLimitation"] = "BMS"  # serialbattery: its charge FET is open
     limits = own(agg_of(pack(), blocked, block_policy="all"), cfg)
     assert limits.ccl.value == pytest.approx(100.0)  # the other pack alone, within its BMS limit
+
+
+def test_policy_all_a_serialbattery_flag_0_for_a_soft_limit_still_holds_the_bank() -> None:
+    """serialbattery's AllowToCharge is "FET on and its CCL above 0": a 0 for a hot MOSFET, a
+    cell at its curve's end or the cold leaves the FET closed, so the pack still takes its
+    share."""
+    soft = pack(ccl=0.0)  # its MOSFET at 90 °C: serialbattery's curve is at 0
+    soft.update({"/Io/AllowToCharge": 0, "/Info/ChargeLimitation": "MOSFET"})
+    cfg = classic_config({"batteries": {"block_policy": "all"}})
+    limits = own(agg_of(pack(), soft, block_policy="all"), cfg)
+    assert limits.ccl.value == 0.0
 
 
 def test_ref_4_9_own_mode_honours_temperature_and_bms_limits() -> None:
@@ -144,7 +156,7 @@ def test_dcl_latches_at_min_cell_until_hysteresis() -> None:
 
 def test_ref_4_11_feed_in_is_restored_only_once_cells_settle() -> None:
     """Reference re-enabled feed-in only at the instant the episode ended, else never."""
-    flat = validate_config(  # no charge curve, to see the latch alone
+    flat = classic_config(  # no charge curve, to see the latch alone
         {"control": {"own": {"charge_curve_voltages": [3.0, 3.5], "charge_curve_factors": [1, 1]}}}
     )
     over = own(agg_of(pack([3.40] * 15 + [3.51], ccl=300.0)), flat)
@@ -171,7 +183,7 @@ def test_no_battery_keeps_the_last_cvl_and_stops_currents() -> None:
 
 def test_ref_4_8_max_until_all_float_is_not_inverted() -> None:
     """Reference KEEP_MAX_CVL took the max when ANY battery was in float, min otherwise."""
-    cfg = validate_config(
+    cfg = classic_config(
         {"control": {"mode": "passthrough", "passthrough": {"cvl": "max_until_all_float"}}}
     )
     bulk = pack(cvl=56.0)
@@ -189,7 +201,7 @@ def test_ref_4_8_max_until_all_float_is_not_inverted() -> None:
 
 
 def test_passthrough_policies_and_caps() -> None:
-    cfg = validate_config(
+    cfg = classic_config(
         {
             "control": {
                 "mode": "passthrough",
@@ -207,7 +219,7 @@ def test_passthrough_policies_and_caps() -> None:
 
 # --- properties ------------------------------------------------------------------------------
 
-MONOTONE = validate_config(
+MONOTONE = classic_config(
     {
         "control": {
             "own": {"charge_curve_voltages": [3.0, 3.35, 3.45], "charge_curve_factors": [1, 1, 0]}
@@ -226,7 +238,7 @@ MONOTONE = validate_config(
 def test_cvl_never_above_cells_times_max_target_and_limits_monotonic(
     cells: list[float], bump: float, month: float, balancing: float
 ) -> None:
-    cfg = validate_config(
+    cfg = classic_config(
         {
             "control": {
                 "own": {

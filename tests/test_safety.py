@@ -18,10 +18,13 @@ from aggbatt.config import Config, ConfigError, validate_config
 from aggbatt.core.engine import CycleResult, EngineState, initial_state, run_cycle
 from aggbatt.core.safety import Activity, Urgency
 from aggbatt.core.stored import State
-from tests.packs import lynx, pack
+from tests.packs import CLASSIC_OWN, lynx, pack
 
 WALL = 1_780_000_000.0  # a Unix time in 2026
-BASE = {"batteries": {"expected": 0}, "control": {"own": {"max_charge_current": 100.0}}}
+BASE = {
+    "batteries": {"expected": 0},
+    "control": {"own": {**CLASSIC_OWN, "max_charge_current": 100.0}},
+}
 
 
 def pk(
@@ -234,7 +237,8 @@ def test_rule3_policy_all_a_connected_pack_at_0_a_stops_the_bank() -> None:
     cfg = config(batteries={"block_policy": "all"})
     at_zero = pack(ccl=0.0)  # allows charging, but its BMS says 0 A: it still takes current
     assert cycle(pack(), at_zero, cfg=cfg).limits.ccl.value == 0.0
-    disconnected = pk(paths={"/Io/AllowToCharge": 0}, ccl=0.0)  # the flag: its FET is open
+    # serialbattery names "BMS" as the reason when its FET is open
+    disconnected = pk(paths={"/Io/AllowToCharge": 0, "/Info/ChargeLimitation": "BMS"}, ccl=0.0)
     result = cycle(pack(), disconnected, cfg=cfg)
     assert result.limits.ccl.value == pytest.approx(100.0)
 
@@ -413,7 +417,9 @@ def test_rule8_known_packs_survive_a_restart_and_scale_the_limits() -> None:
     two = cycle(pack(ccl=150.0), pack(ccl=150.0))
     stored = to_state(two.state, None)
     restarted = cycle(pack(ccl=150.0), state=initial_state(stored))
-    assert restarted.limits.ccl.value == pytest.approx(50.0)
+    # rule 15: the missing pack is not seen, so charging stops; discharging at the share online
+    assert restarted.limits.ccl.value == 0.0 and "P2" in restarted.limits.ccl.reason
+    assert restarted.limits.dcl.value == pytest.approx(100.0)  # 50 % of 200 A
     assert restarted.limits.feed_in_off
 
 

@@ -62,7 +62,7 @@ def test_the_report_has_the_verdicts_without_matplotlib(tmp_path: Path) -> None:
     scenario = BY_NAME["all-packs-lost"]
     results = [scenario.run(c, fast=True) for c in scenario.controllers()]
     text = table(results, {scenario.name: scenario.title})
-    assert "All packs lost at noon" in text and "pass / " in text
+    assert "All packs' BMS links lost at noon" in text and "pass / " in text
     report = write_report(results, {}, {}, tmp_path)
     assert report.read_text().startswith("# aggbatt simulate: verdicts")
 
@@ -99,4 +99,4 @@ def test_the_real_daemon_on_a_bus_keeps_the_invariants_too(name: str) -> None:
         controller.close()
     failed = {n: c.detail for n, c in result.checks.items() if c.applies and not c.ok}
     assert failed == {}, failed
-    assert any("restarts" in line or "leaves" in line for line in result.log)
+    assert any("restarts" in line or "stops answering" in line for line in result.log)

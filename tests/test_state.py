@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aggbatt.core.stored import State
+from aggbatt.core.stored import KnownPack, State
 from aggbatt.state import STATE_FILE, day_of_year_to_time, load_state, save_state
 
 NOW = dt.datetime(2026, 11, 21, 12).timestamp()
@@ -22,11 +22,15 @@ def test_round_trip(tmp_path: Path) -> None:
         last_balancing=NOW - 86400,
         balancing_phase="holding",
         feed_in_original=1,
+        packs={
+            "com.victronenergy.battery.ttyUSB0": KnownPack(280.0, NOW, "JBD_280Ah", 16, "A"),
+            "com.victronenergy.battery.ttyUSB1": KnownPack(280.0, NOW - 60.0),
+        },
     )
     save_state(tmp_path, state)
     loaded = load_state(tmp_path, NOW)
     assert (loaded.state, loaded.source) == (state, "file")
-    assert json.loads((tmp_path / STATE_FILE).read_text())["version"] == 2
+    assert json.loads((tmp_path / STATE_FILE).read_text())["version"] == 3
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -42,8 +46,10 @@ def test_missing_file_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     [
         "{not json",
         "[]",
-        '{"version": 3}',
+        '{"version": 4}',
         '{"version": 2, "packs": {"a": {"installed_ah": "x", "last_seen": 1}}}',
+        '{"version": 3, "packs": {"a": {"installed_ah": 1, "last_seen": 1, "cells": "16"}}}',
+        '{"version": 3, "packs": {"a": {"installed_ah": 1, "last_seen": 1, "serial": 7}}}',
         '{"version": 1, "charge_ah": "12"}',
         '{"version": 1, "charge_ah": -5}',
         '{"version": 1, "charge_ah": NaN}',

@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--config", type=Path, help="the config (default: built-in defaults)")
     doctor.add_argument("--state-dir", type=Path, help="aggbatt's state folder (feed-in held)")
     doctor.add_argument("--bus", help="system, session or a bus address")
-    doctor.add_argument("--watch", type=float, default=3.0, help="seconds to watch the data")
+    doctor.add_argument(
+        "--watch", type=float, default=12.0,
+        help="seconds to watch the packs publish (default 12: longer than the slowest BMS poll)",
+    )  # fmt: skip
     doctor.add_argument(
         "--before-enable",
         action="store_true",
@@ -65,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("--state-dir", type=Path, required=True, help="aggbatt's state folder")
     restore.add_argument("--bus", help="system, session or a bus address")
+
+    forget = sub.add_parser(
+        "forget",
+        help="forget a pack of the bank that was removed (charging stops while one is not seen)",
+    )
+    forget.add_argument("pack", help="its name (aggbatt status shows it) or its service name")
+    forget.add_argument("--bus", help="system, session or a bus address")
+    forget.add_argument("--service", default=Config().service.name)
+    forget.add_argument(
+        "--state-dir", type=Path,
+        help="aggbatt's state folder: used when the service is not running",
+    )  # fmt: skip
 
     imp = sub.add_parser(
         "import-ini", help="convert a dbus-aggregate-batteries config.ini to TOML (on stdout)"
@@ -104,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lasting = "for 120 s, or 10 s of real time at high speeds"
     for flag, what in (
-        ("--pull-at", f"the last pack leaves the bus {lasting}"),
+        ("--pull-at", f"the last pack's BMS cable is pulled {lasting}"),
         ("--peak-at", f"a cell of pack 1 peaks by +0.15 V {lasting}"),
         ("--block-at", f"pack 1's BMS blocks charging {lasting}"),
     ):
@@ -115,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-faults",
         dest="faults",
         action="store_false",
-        help="no scripted faults (default: a cell peaks, a pack leaves, a BMS blocks charging)",
+        help="no scripted faults (default: a cell peaks, a BMS cable is pulled, a BMS blocks)",
     )
     demo.add_argument(
         "--replay", action="store_true", help="replay the recorded bct system instead (looped)"
@@ -161,6 +176,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     _logging(args.log_level or "WARNING")
     if args.command == "restore-feed-in":
         return cmd_restore_feed_in(args)
+    if args.command == "forget":
+        return cmd_forget(args)
     if args.command == "simulate":
         return cmd_simulate(args)
     if args.command == "status":
@@ -264,6 +281,64 @@ def cmd_restore_feed_in(args: argparse.Namespace) -> int:
         return 1
     save_state(args.state_dir, replace(loaded.state, feed_in_original=None))
     print(f"{FEED_IN_PATH} restored to {value}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Rule 15's way out: forget a pack that is not seen, through the running service (which
+    refuses a pack that is online), else in the state file. Exit 1 when nothing was forgotten."""
+    import time
+    from dataclasses import replace
+
+    from aggbatt.core.packs import to_forget
+    from aggbatt.daemon import FORGET_PATH
+    from aggbatt.state import load_state, save_state
+    from aggbatt.venus import bus as busmod
+    from aggbatt.venus.wire import wrap
+
+    async def ask() -> int | None:
+        try:
+            bus = await busmod.connect(args.bus)
+        except (OSError, EOFError, InvalidAddressError):
+            return None  # no bus at all: the state file is the way
+        try:
+            body = await busmod.call(
+                bus, args.service, FORGET_PATH, "SetValue", "v", [wrap(args.pack)]
+            )
+        except busmod.BusCallError as exc:
+            if exc.error_name in ("org.freedesktop.DBus.Error.ServiceUnknown", "no-reply"):
+                return None
+            raise
+        finally:
+            bus.disconnect()
+        return int(body[0])
+
+    code = asyncio.run(ask())
+    if code == 0:
+        print(f"{args.service} forgot {args.pack}: the bank is the packs left")
+        return 0
+    if code is not None:
+        print(
+            f"{args.service} refused to forget {args.pack}: it is not known, or still on the "
+            "bus (its log says which; aggbatt status lists the packs not seen)",
+            file=sys.stderr,
+        )
+        return 1
+    if args.state_dir is None:
+        print(
+            f"{args.service} is not running: give --state-dir to forget {args.pack} in its "
+            "state file",
+            file=sys.stderr,
+        )
+        return 1
+    loaded = load_state(args.state_dir, time.time())
+    keys, why = to_forget(loaded.state.packs, args.pack)
+    if not keys:
+        print(why, file=sys.stderr)
+        return 1
+    packs = {k: p for k, p in loaded.state.packs.items() if k not in keys}
+    save_state(args.state_dir, replace(loaded.state, packs=packs))
+    print(f"forgot {', '.join(keys)} in {args.state_dir}")
     return 0
 
 

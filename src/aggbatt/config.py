@@ -49,9 +49,11 @@ the configured cell count (or is not of that chemistry): rule 5 of core/safety.p
 
 CHARGED_MARGIN_V = 0.02
 """The default charged voltage of the own counter lies this far below the lowest month's."""
-LFP_MONTHS = [3.45, 3.45, 3.42, 3.40, 3.40, 3.40, 3.40, 3.40, 3.40, 3.42, 3.45, 3.45]
+LFP_MONTHS = [3.43, 3.43, 3.42, 3.40, 3.40, 3.40, 3.40, 3.40, 3.40, 3.42, 3.43, 3.43]
 """Per-cell charge voltages, January to December (LFP). Each month can complete a balancing
-with the default max_cell_voltage and cell_diff_goal (rule 7 of core/safety.py)."""
+with the default max_cell_voltage and cell_diff_goal (rule 7 of core/safety.py), and none is
+above serialbattery's own bulk voltage (3.45 V a cell, docs/serialbattery.md)."""
+SERIALBATTERY_PRODUCT_ID = 0xBA77
 
 
 class ConfigError(ValueError):
@@ -81,6 +83,7 @@ class BatteriesConfig(_Section):
         16, ge=1, le=64, json_schema_extra={"fix": "cells in series in one pack, e.g. 16 or 24"}
     )
     service_class: str = Field("battery", pattern=r"^[a-z0-9_]+$")
+    product_ids: list[Annotated[int, Field(ge=0, le=0xFFFF)]] = [SERIALBATTERY_PRODUCT_ID]
     product_names: list[Text] = ["SerialBattery"]
     include: list[int | Text] = []
     exclude: list[int | Text] = []
@@ -92,6 +95,10 @@ class BatteriesConfig(_Section):
     )  # fmt: skip
     block_policy: Literal["any", "all"] = "any"
     chemistry: Chemistry = "LFP"
+    lost_pack_charge_after: float | None = Field(
+        None, ge=60.0, le=86400.0,
+        json_schema_extra={"fix": "seconds (at least 60), or leave it unset: charging stops"},
+    )  # fmt: skip
 
 
 class CurrentConfig(_Section):
@@ -131,17 +138,23 @@ class OwnControlConfig(_Section):
         json_schema_extra={"fix": "give 12 per-cell voltages, January to December"},
     )
     balancing: bool = True
-    balancing_voltage: CellVoltage = 3.45
+    balancing_voltage: CellVoltage = 3.43
     balancing_repetition_days: float = Field(10.0, ge=1.0, le=365.0)
     balancing_max_hours: float = Field(
         4.0, ge=0.25, le=48.0, json_schema_extra={"fix": "hours at the balancing voltage"}
     )
     cell_diff_goal: float = Field(0.025, gt=0.0, le=0.5)
-    max_cell_voltage: CellVoltage = 3.50
+    max_cell_voltage: CellVoltage = 3.45
     min_cell_voltage: CellVoltage = 2.90
     min_cell_hysteresis: float = Field(0.1, ge=0.0, le=1.0)
-    max_charge_current: float = Field(200.0, ge=0.0, le=10000.0)
-    max_discharge_current: float = Field(200.0, ge=0.0, le=10000.0)
+    max_charge_current: float | None = Field(
+        None, ge=0.0, le=10000.0,
+        json_schema_extra={"fix": "amperes for the bank, or leave it unset: the packs' rating"},
+    )  # fmt: skip
+    max_discharge_current: float | None = Field(
+        None, ge=0.0, le=10000.0,
+        json_schema_extra={"fix": "amperes for the bank, or leave it unset: the packs' rating"},
+    )  # fmt: skip
     charge_curve_voltages: list[CellVoltage] = []
     charge_curve_factors: list[Factor] = [0.2, 1.0, 1.0, 0.1, 0.0]
     discharge_curve_voltages: list[CellVoltage] = []
@@ -157,6 +170,14 @@ class OwnControlConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> OwnControlConfig:
+        if not self.respect_bms_limits and None in (
+            self.max_charge_current,
+            self.max_discharge_current,
+        ):
+            raise ValueError(
+                "respect_bms_limits = false needs max_charge_current and max_discharge_current: "
+                "unset, they are the packs' own rating, which this switch ignores; fix: set both"
+            )
         if self.min_cell_voltage >= self.max_cell_voltage:
             raise ValueError(
                 f"min_cell_voltage ({self.min_cell_voltage}) must be below max_cell_voltage "

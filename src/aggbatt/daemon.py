@@ -39,12 +39,13 @@ from aggbatt.core.battery import Invalid
 from aggbatt.core.engine import (
     CycleResult,
     EngineState,
+    forget,
     initial_state,
     run_cycle,
     save_due,
     to_state,
 )
-from aggbatt.core.safety import Activity, is_vital, urgency
+from aggbatt.core.safety import Activity, is_measurement, is_vital, urgency
 from aggbatt.core.selection import measure_current, select_batteries, service_class
 from aggbatt.core.stored import State
 from aggbatt.feedin import FeedInKeeper
@@ -80,6 +81,11 @@ EXIT_CONNECTION_LOST = 3
 """The exit status when a bus connection was lost (daemontools restarts the service)."""
 FIRST_PACK_LOG_S = 30.0
 """While no valid pack has been read, say so this often."""
+KNOWN_PACKS_WAIT_S = 10.0
+"""At start, how long to wait for the bank's known packs before the first cycle: a pack that
+is merely slower to scan must not stop charging (rule 15) and flip feed-in for a moment."""
+FORGET_PATH = "/Packs/Forget"
+"""Write a pack's name (or service name) here to forget it: ``aggbatt forget``."""
 
 
 class Daemon(MonitorListener):
@@ -111,7 +117,10 @@ class Daemon(MonitorListener):
         self._saved: State | None = loaded.state if loaded.source == "file" else None
         self._vital_at: dict[str, float] = {}
         """Per service, monotonic time of the last change of a cell or the current."""
+        self._measured_at: dict[str, float] = {}
+        """Per service, monotonic time of the last change of a measurement (rule 10)."""
         self._last_faults: dict[str, frozenset[str]] = {}
+        self._last_notes: dict[str, tuple[str, ...]] = {}
         self.exit_code = 0
         self._identity = (config.service.device_instance, config.service.custom_name)
         """(VRM instance, CustomName): the config's until localsettings grants them."""
@@ -162,6 +171,7 @@ class Daemon(MonitorListener):
             self.service.add_path(
                 path, value, writable=writable, on_change=self._custom_name if writable else None
             )
+        self.service.add_path(FORGET_PATH, "", writable=True, on_change=self._forget)
         await self.monitor.start()
         result = await self._first_valid_cycle()
         for path, value in cycle_values(result, config).items():
@@ -179,11 +189,14 @@ class Daemon(MonitorListener):
         )  # fmt: skip
 
     async def _first_valid_cycle(self) -> CycleResult:
-        """Rule 13: no service, so no limit, before the first pack has been read in full."""
+        """Rule 13: no service, so no limit, before the first pack has been read in full; and
+        the bank's known packs get :data:`KNOWN_PACKS_WAIT_S` to be scanned (rule 15)."""
         waited = 0.0
         while True:
             result = self._compute()
-            if result.aggregate.online or self._stopping.is_set():
+            absent = [r for r in result.readings if isinstance(r, Invalid) and r.kind.unseen]
+            patient = absent and waited < KNOWN_PACKS_WAIT_S
+            if (result.aggregate.online and not patient) or self._stopping.is_set():
                 return result
             if waited % FIRST_PACK_LOG_S == 0:
                 why = "; ".join(f"{r.name}: {r.reason}" for r in result.aggregate.invalid)
@@ -260,6 +273,24 @@ class Daemon(MonitorListener):
             service["/DeviceInstance"] = int(number)
             log.info("VRM instance changed to %s: re-registering so consumers rescan", number)
             self._spawn(service.reregister())
+
+    def _forget(self, path: str, value: Value) -> bool:
+        """A client's SetValue on /Packs/Forget: forget that pack of the bank (it must have left
+        the bus); refused (SetValue 2) otherwise, and the log says why."""
+        if not isinstance(value, str) or not value.strip() or len(value) > CUSTOM_NAME_MAX:
+            return False
+        on_bus = self.monitor.services if self.monitor is not None else {}
+        engine, done, text = forget(self.engine, value.strip(), on_bus)
+        log.log(logging.WARNING if done else logging.INFO, "aggbatt forget %s: %s", value, text)
+        if not done:
+            return False
+        self.engine = engine
+        self._save()
+        self.request_cycle()
+        service = self.service
+        if service is not None:  # ready for the next request (a same value is no change)
+            asyncio.get_running_loop().call_soon(service.__setitem__, FORGET_PATH, "")
+        return True
 
     def _custom_name(self, path: str, value: Value) -> bool:
         """A client's SetValue on /CustomName: a name, bounded (it is in every GetItems)."""
@@ -365,22 +396,26 @@ class Daemon(MonitorListener):
 
     def values_changed(self, service: RemoteService, changes: dict[str, Value]) -> None:
         self._changed_since_cycle = True
-        if service.name not in self._bank:
+        name = service.name
+        if name not in self._bank:
             return  # a battery that is not in the bank never drives the loop
-        for path in changes:
-            if is_vital(path):
-                self._vital_at[service.name] = service.last_change
-                break
+        for path in changes:  # rule 10: the core says which paths are signs of life
+            if is_measurement(path):
+                self._measured_at[name] = service.last_change
+                if is_vital(path):
+                    self._vital_at[name] = service.last_change
+                    break
         if self._urgency.urgent(changes):
             self.request_cycle()
 
     def service_added(self, service: RemoteService) -> None:
-        self._vital_at[service.name] = self.mono()
+        self._vital_at[service.name] = self._measured_at[service.name] = self.mono()
         self._changed_since_cycle = True
         self.request_cycle()
 
     def service_removed(self, service: RemoteService) -> None:
         self._vital_at.pop(service.name, None)
+        self._measured_at.pop(service.name, None)
         self._changed_since_cycle = True
         self.request_cycle()
 
@@ -430,7 +465,8 @@ class Daemon(MonitorListener):
         activity = {}
         for name in batteries:
             last = self.monitor.services[name].last_change
-            activity[name] = Activity(last, self._vital_at.get(name, last))
+            moved = self._measured_at.get(name, last)
+            activity[name] = Activity(moved, self._vital_at.get(name, moved))
         measured = measure_current(services, config)
         if measured.problem != self._current_problem:
             if measured.problem:
@@ -515,6 +551,8 @@ class Daemon(MonitorListener):
         for key in self._last_status.keys() - status.keys():
             log.warning("battery %s left the bus", key)
         self._last_status = status
+        for found in result.recognised:
+            log.warning("%s", found.text)
         self._log_faults(result)
         limits = result.limits
         if limits.mode.text != self._last_mode:
@@ -554,3 +592,9 @@ class Daemon(MonitorListener):
             for path in sorted(before - now):
                 log.info("battery %s: %s is plausible again", key, path)
         self._last_faults = {k: frozenset(f.path for f in v) for k, v in faults.items()}
+        notes = {b.key: b.notes for b in result.aggregate.batteries if b.notes}
+        for key, texts in notes.items():
+            if self._last_notes.get(key) != texts:
+                for text in texts:
+                    log.info("battery %s %s", key, text)
+        self._last_notes = notes

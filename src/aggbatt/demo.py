@@ -7,7 +7,8 @@ the view reads that service from the bus exactly as Venus would. The simulated M
 the published CVL and CCL as DVCC would.
 
 The story: unless told otherwise (``--no-faults``, or the ``--*-at`` flags), a cell peaks, a
-pack leaves the bus and a BMS blocks charging, one after the other. Each fault lasts long
+pack's BMS cable is pulled (its serialbattery driver goes through its lost phase and exits)
+and a BMS blocks charging, one after the other. Each fault lasts long
 enough to read at any ``--speed``: at least ``FAULT_VISIBLE_S`` real seconds. SIGTERM and
 SIGHUP end the demo as Ctrl-C does: the private bus and the temporary folders are removed.
 """
@@ -68,6 +69,8 @@ class DemoOptions:
     faults: bool = True
     """The default story when no ``*_at`` is given; False: a quiet bank."""
     events: list[str] = field(default_factory=list)
+    driver_up: bool = True
+    """What the story last told of the pulled pack's driver (running or exited)."""
 
     def checked(self) -> DemoOptions:
         """These options with the story filled in; raises :class:`DemoError` naming a flag."""
@@ -86,7 +89,7 @@ class DemoOptions:
             if at is not None and at < 0:
                 raise DemoError(f"{flag} {at:g}: give a simulated time >= 0 s")
         if self.pull_at is not None and self.batteries < 2:
-            raise DemoError("--pull-at needs --batteries 2 or more: the last pack leaves")
+            raise DemoError("--pull-at needs --batteries 2 or more: the last pack's cable is pulled")
         speed = self.rate
         story = self.faults and (self.pull_at, self.peak_at, self.block_at) == (None,) * 3
         checked = replace(self, speed=speed)
@@ -197,7 +200,7 @@ def _story(options: DemoOptions) -> str:
     lasting = DemoOptions.fault_s(options.rate)
     parts = [
         f"{what} at {at:.0f} s" for what, at in (
-            ("a cell peaks", options.peak_at), ("a pack leaves the bus", options.pull_at),
+            ("a cell peaks", options.peak_at), ("a BMS cable is pulled", options.pull_at),
             ("a BMS blocks charging", options.block_at)) if at is not None
     ]  # fmt: skip
     if not parts:
@@ -332,7 +335,7 @@ async def _script(options: DemoOptions, system: SimulatedSystem, address: str) -
     lasting = DemoOptions.fault_s(options.rate)
     pack1, pack2 = system.batteries[0], system.batteries[-1]
     peaking = options.peak_at is not None and options.peak_at <= t < options.peak_at + lasting
-    if peaking != (pack1.model.offset_v[3] != 0.0):
+    if peaking != bool(pack1.pack.offset_v and pack1.pack.offset_v[3] != 0.0):
         pack1.set_cell_offset(4, 0.15 if peaking else 0.0)
         events.append(
             f"{t:.0f} s: cell C4 of pack 1 {'peaks by +0.15 V' if peaking else 'is back'}"
@@ -342,11 +345,16 @@ async def _script(options: DemoOptions, system: SimulatedSystem, address: str) -
         pack1.block_charge = blocking
         events.append(f"{t:.0f} s: pack 1's BMS {'blocks' if blocking else 'allows'} charging")
     if options.pull_at is not None and len(system.batteries) > 1:
-        gone = options.pull_at <= t < options.pull_at + lasting
+        pulled = options.pull_at <= t < options.pull_at + lasting
         which = f"pack {len(system.batteries)} ({pack2.name.rsplit('.', 1)[-1]})"
-        if gone and pack2.service is not None:
-            await pack2.stop()
-            events.append(f"{t:.0f} s: {which} left the bus")
-        elif not gone and pack2.service is None:
-            await pack2.start(address)
-            events.append(f"{t:.0f} s: {which} is back")
+        if pulled and pack2.link_up:
+            pack2.link_up = False
+            events.append(f"{t:.0f} s: {which}: BMS cable pulled (its driver loses the BMS)")
+        elif not pulled and not pack2.link_up:
+            pack2.link_up = True
+            events.append(f"{t:.0f} s: {which}: BMS cable back")
+        running = pack2.sbp.driver is not None
+        if running != options.driver_up:
+            options.driver_up = running
+            left = "its driver is back on the bus" if running else "its driver exited"
+            events.append(f"{t:.0f} s: {which}: {left}")

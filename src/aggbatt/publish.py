@@ -8,12 +8,13 @@ because DVCC treats a battery without it as "not a BMS".
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from aggbatt import __version__
 from aggbatt.config import Config
-from aggbatt.core.battery import ALARMS
+from aggbatt.core.battery import ALARMS, Invalid
 from aggbatt.core.engine import CycleResult
 from aggbatt.core.merge import CellRef
 from aggbatt.venus.wire import TextFormatter, unit_formatter
@@ -126,11 +127,29 @@ def cycle_values(result: CycleResult, config: Config) -> dict[str, Any]:
         "/Info/DischargeLimitation": lim.dcl.reason,
         "/Info/ChargeVoltageLimitation": lim.cvl.reason,
     }
+    values["/Packs/Unseen"] = unseen_packs(result)
     for alarm in ALARMS:
         values[f"/Alarms/{alarm}"] = agg.alarms.get(alarm, 0)
     if config.service.publish_cell_voltages:
         values.update(cell_paths(result))
     return values
+
+
+def unseen_packs(result: CycleResult) -> str:
+    """The bank's packs that are not seen (rule 15), as JSON for ``aggbatt status``: name,
+    service, why, and when (Unix time) each was last merged. Stable for an episode."""
+    known = result.state.known
+    unseen = [
+        {
+            "pack": r.name,
+            "service": r.key,
+            "why": r.reason,
+            "last_seen": round(known[r.key].last_seen) if r.key in known else None,
+        }
+        for r in result.readings
+        if isinstance(r, Invalid) and r.kind.unseen
+    ]
+    return json.dumps(unseen) if unseen else ""
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 MAX_BYTES = 64 * 1024
 """A state file is a few hundred bytes; anything larger is not ours."""
-VERSION = 2
-"""Version 2 added ``packs`` and ``balancing_since``; a version 1 file is read as is."""
+VERSION = 3
+"""Version 2 added ``packs`` and ``balancing_since``, version 3 each pack's serial, cells and
+name; older files are read as they are."""
 REFERENCE_FILES = (
     ("storedvalue_charge", "storedvalue_last_balancing"),
     ("charge", "last_balancing"),
@@ -75,7 +76,13 @@ def _packs(data: Any) -> dict[str, KnownPack]:
         seen = _finite(entry.get("last_seen"), f"packs[{key!r}].last_seen", 0.0)
         if installed is None or seen is None:
             raise ValueError(f"packs[{key!r}] lacks installed_ah or last_seen")
-        packs[str(key)] = KnownPack(installed, seen)
+        cells = entry.get("cells")
+        if cells is not None and (type(cells) is not int or not 0 < cells <= 1000):
+            raise ValueError(f"packs[{key!r}].cells is {cells!r}")
+        texts = [entry.get(field) for field in ("serial", "name")]
+        if any(t is not None and not isinstance(t, str) for t in texts):
+            raise ValueError(f"packs[{key!r}] has a serial or name that is no text")
+        packs[str(key)] = KnownPack(installed, seen, texts[0], cells, texts[1])
     return packs
 
 
@@ -83,7 +90,7 @@ def parse_state(data: Any) -> State:
     """Check a decoded state file; raises ValueError naming the bad field."""
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    if data.get("version") not in (1, VERSION):
+    if data.get("version") not in (1, 2, VERSION):
         raise ValueError(f"version {data.get('version')!r} is not {VERSION}")
     phase = data.get("balancing_phase", "idle")
     if phase not in PHASES:

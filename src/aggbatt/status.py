@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.bus import BusCallError
 from aggbatt.venus.wire import unwrap
@@ -43,4 +46,37 @@ async def show_status(bus_choice: str | None, service: str) -> int:
         if p.startswith("/Alarms/") and unwrap(e["Value"])
     }
     print(f"{'alarms':<16} {alarms or 'none'}")
+    for line in unseen_lines(unwrap(items.get("/Packs/Unseen", {}).get("Value")), time.time()):
+        print(line)
     return 0
+
+
+def unseen_lines(published: object, now: float) -> list[str]:
+    """The packs of the bank that are not seen, and for how long (rule 15)."""
+    if not isinstance(published, str) or not published:
+        return []
+    try:
+        packs = json.loads(published)
+    except ValueError:
+        return [f"{'not seen':<16} {published}"]
+    lines = []
+    for p in packs if isinstance(packs, list) else []:
+        seen = p.get("last_seen") if isinstance(p, dict) else None
+        ago = f" for {_duration(now - seen)}" if isinstance(seen, int | float) else ""
+        lines.append(
+            f"{'not seen':<16} {p.get('pack')} ({p.get('service')}): {p.get('why')}{ago}; "
+            f"charging stopped (back, or: aggbatt forget {p.get('pack')})"
+        )
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {rest % 60} s"

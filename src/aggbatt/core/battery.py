@@ -8,7 +8,13 @@ published for it (``previous``): a cell that goes unknown near the top keeps the
 that dies keeps the temperature it last had. Only a pack with no usable voltage or capacity at
 all is left out (:class:`Invalid`), and even then its flags, alarms and cells count (rule 3).
 Rule 4 (both sources of a cell extreme), rule 5 (a pack that does not match the configured
-cell count or chemistry) and rule 12 (a BMS that is not running) are decided here too.
+cell count or chemistry), rule 12 (a BMS that is not running or has switched itself out) and
+the first half of rule 15 (a pack whose BMS link is lost) are decided here too.
+
+dbus-serialbattery (:data:`SERIALBATTERY_ID`) is read as the released driver publishes
+(docs/serialbattery.md): its ``/State 14`` is standby (both of its *soft* limits at 0 while
+the FETs may still be closed), never "switched out"; its ``/Io/AllowTo* 0`` means "FET open"
+only where its ``/Info/ChargeLimitation`` (``DischargeLimitation``) names "BMS".
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 ALARMS = (
@@ -26,6 +32,40 @@ ALARMS = (
     "HighInternalTemperature", "InternalFailure", "BmsCable", "FuseBlown", "StateOfHealth",
     "MidVoltage", "Contactor",
 )  # fmt: skip
+
+
+SERIALBATTERY_ID = 0xBA77
+"""``/ProductId`` of every dbus-serialbattery service (Victron reserved it for the driver)."""
+
+
+class Product(enum.Enum):
+    """Whose semantics a pack's paths have."""
+
+    SERIALBATTERY = "dbus-serialbattery"
+    OTHER = "another BMS"
+
+
+def product_of(values: Mapping[str, Any]) -> Product:
+    """serialbattery by its ``/ProductId`` (every driver publishes 0xBA77), else by a product
+    name it gives most drivers ("SerialBattery(...)"; the JBD driver publishes the BMS's own)."""
+    pid = values.get("/ProductId")
+    if type(pid) is int and pid == SERIALBATTERY_ID:
+        return Product.SERIALBATTERY
+    name = values.get("/ProductName")
+    if isinstance(name, str) and name.startswith("SerialBattery"):
+        return Product.SERIALBATTERY
+    return Product.OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """What the configuration expects of every pack (rules 5 and 6, the SoC-reset check)."""
+
+    cells: int = 0
+    """Cells in series; 0 switches rule 5 off."""
+    window: tuple[float, float] = (0.0, math.inf)
+    """Plausible measured per-cell voltages of the chemistry."""
+    max_cell_voltage: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +101,7 @@ PATHS: tuple[PathRule, ...] = (
     PathRule("/System/NrOfModulesBlockingCharge", False, 0.0, 1000.0, "else from /Io"),
     PathRule("/System/NrOfModulesBlockingDischarge", False, 0.0, 1000.0, "else from /Io"),
     PathRule("/Info/MaxChargeVoltage", False, 0.0, 1000.0, "no BMS CVL"),
+    PathRule("/Info/MaxChargeCellVoltage", False, 0.5, 5.5, "no bulk voltage a cell"),
     PathRule("/Info/MaxChargeCurrent", False, 0.0, 10000.0, "no BMS CCL"),
     PathRule("/Info/MaxDischargeCurrent", False, 0.0, 10000.0, "no BMS DCL"),
     PathRule("/Io/AllowToCharge", False, 0.0, 1.0, "allowed"),
@@ -82,9 +123,12 @@ CELL_VOLTAGE_RANGE = (0.5, 5.5)
 TEMPERATURE_RANGE = (-60.0, 150.0)
 RUNNING = 9
 """``/State`` of a running BMS (Victron's and serialbattery's; 14 is standby, 10 error)."""
-ALARM_RANGE = (0, 2)
 MAX_CELLS = 64
 _CELL_PATHS = tuple(f"/Voltages/Cell{i}" for i in range(1, MAX_CELLS + 1))
+_CELL_PATHS_2 = tuple(f"/Cell/{i}/Volts" for i in range(1, MAX_CELLS + 1))
+"""serialbattery's BATTERY_CELL_DATA_FORMAT 2 and 3 publish the cells here instead."""
+_LINK_PATHS = ("/Dc/0/Voltage", "/Dc/0/Current")
+"""serialbattery sets these to None after 10 s without its BMS (and keeps the rest)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +173,22 @@ class Battery:
     batteries without per-cell data."""
     cell_count: int | None = None
     bms_cvl: float | None = None
+    bms_cell_cvl: float | None = None
+    """``/Info/MaxChargeCellVoltage``: serialbattery's bulk (or SoC-reset) voltage a cell."""
     bms_ccl: float | None = None
     bms_dcl: float | None = None
+    rated_ccl: float | None = None
+    """The highest charge limit the BMS has published since it was first read: its rating
+    (the bank's automatic maximum, ``max_charge_current`` unset)."""
+    rated_dcl: float | None = None
     allow_charge: bool = True
     allow_discharge: bool = True
+    carries_charge: bool = True
+    """False only where the pack is known to carry nothing in this direction (its FET open):
+    any BMS's flag 0, but for serialbattery only a flag 0 whose reason names "BMS"."""
+    carries_discharge: bool = True
+    product: Product = Product.OTHER
+    serial: str | None = None
     allow_balance: bool = True
     modules_online: int = 1
     modules_offline: int = 0
@@ -142,24 +198,32 @@ class Battery:
     charge_mode: str | None = None
     alarms: Mapping[str, int] = field(default_factory=dict)
     faults: tuple[Fault, ...] = ()
+    notes: tuple[str, ...] = ()
+    """What is worth a log line but no alarm (a module count read as modules in series)."""
     good: Mapping[str, float] = field(default_factory=dict, repr=False)
     """The last plausible value of every numeric path the pack published (held ones
     included): what the next reading falls back to (rule 2)."""
 
 
 class Offline(enum.Enum):
-    """Why a pack on (or just off) the bus is not merged."""
+    """Why a pack on (or off) the bus is not merged."""
 
     INVALID = "no usable values"
-    NOT_RUNNING = "not running"
+    NOT_RUNNING = "switched out"
     MISMATCH = "does not match the configuration"
     FROZEN = "frozen"
+    LOST = "BMS link lost"
     GONE = "left the bus"
 
     @property
     def blocks_count(self) -> bool:
         """Whether its /Io/AllowTo* flags still hold the bank (rule 3; not rule 12)."""
         return self is not Offline.NOT_RUNNING
+
+    @property
+    def unseen(self) -> bool:
+        """Wired in, but what it carries is not seen: charging stops (rule 15)."""
+        return self in (Offline.FROZEN, Offline.LOST, Offline.GONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +240,8 @@ class Invalid:
     min_cell: tuple[float, str] | None = None
     alarms: Mapping[str, int] = field(default_factory=dict)
     faults: tuple[Fault, ...] = ()
+    since: float | None = None
+    """Unseen packs (rule 15): since when (monotonic) it has not been seen."""
 
 
 def left_out(battery: Battery, kind: Offline, reason: str) -> Invalid:
@@ -254,13 +320,14 @@ def _ident(value: Any, fallback: str) -> str:
 
 
 def _cells(r: _Reader) -> tuple[float, ...]:
-    """``/Voltages/Cell1`` .. as numbered (drivers number from 1 without gaps). A cell whose
-    value is bad is held at its last good value, else left out (its pack's summary path still
-    bounds it, rule 4)."""
+    """``/Voltages/Cell1`` .. (or serialbattery's ``/Cell/1/Volts`` ..) as numbered: drivers
+    number from 1 without gaps. A cell whose value is bad is held at its last good value, else
+    left out (its pack's summary path still bounds it, rule 4)."""
     cells: list[float] = []
     values, good = r.values, r.good
     low, high = CELL_VOLTAGE_RANGE
-    for path in _CELL_PATHS:
+    paths = _CELL_PATHS if "/Voltages/Cell1" in values else _CELL_PATHS_2
+    for path in paths:
         v: Any = values.get(path, _ABSENT)
         if (type(v) is float or type(v) is int) and low <= v <= high:  # the hot path
             number = good[path] = float(v)
@@ -272,6 +339,43 @@ def _cells(r: _Reader) -> tuple[float, ...]:
         if held is not None:
             cells.append(held)
     return tuple(cells)
+
+
+def _fet_open(values: Mapping[str, Any], path: str) -> bool:
+    """serialbattery names "BMS" in its limitation reason when the FET is off (or it blocks
+    for a lost link): battery.py ``manage_charge_and_discharge_current``."""
+    text = values.get(path)
+    if not isinstance(text, str):
+        return False
+    return any(part.strip(" *") == "BMS" for part in text.split(","))
+
+
+def _link_lost(
+    values: Mapping[str, Any], alarms: Mapping[str, int], previous: Battery | None
+) -> bool:
+    """Rule 15: the BMS behind a driver is not answering. serialbattery (dbushelper.py
+    ``publish_battery``) then sets only voltage, current and power to None, publishes no module
+    online and raises BmsCable, and keeps every other value as it last was."""
+    online = values.get("/System/NrOfModulesOnline")
+    if (type(online) is int or type(online) is float) and online == 0:
+        return True
+    if alarms.get("BmsCable", 0) >= 1:
+        return True
+    return previous is not None and any(
+        values.get(path) is None and path in previous.good for path in _LINK_PATHS
+    )
+
+
+_ERROR_CODES = {119: "its config.ini is invalid", 8: "180 internal errors in 3 hours"}
+
+
+def _state_fault(r: _Reader, state: Any) -> None:
+    """``/State 10`` is an error: the pack still counts, but the warning names it."""
+    if type(state) is int and state == 10:
+        code = r.values.get("/ErrorCode")
+        known = _ERROR_CODES.get(code) if type(code) is int else None
+        what = f"ErrorCode {code}" + (f": {known}" if known else "")
+        r.faults.append(Fault("/State", "10", f"the BMS driver reports an error ({what})"))
 
 
 def _extreme(
@@ -297,15 +401,13 @@ def read_battery(
     name: str,
     values: Mapping[str, Any],
     previous: Battery | None = None,
-    *,
-    cells_per_battery: int = 0,
-    cell_window: tuple[float, float] = (0.0, math.inf),
+    expect: Expect = Expect(),
 ) -> Battery | Invalid:
     """Check one battery's snapshot; never raises. ``previous`` is its last reading.
 
-    ``cells_per_battery`` and ``cell_window`` (plausible measured per-cell voltages of the
-    chemistry) decide rule 5; 0 and an open window switch it off.
+    ``expect`` decides rule 5 (cells and the chemistry's window; 0 cells switches it off).
     """
+    product = product_of(values)
     r = _Reader(values, previous)
     n = r.table()
     state = values.get("/State")
@@ -322,10 +424,15 @@ def read_battery(
         else:  # garbage: taken at its worst, an alarm
             r.fault(path, level, "not an alarm level; taken as 2 (alarm)")
             alarms[alarm] = 2
-
+    serialbattery = product is Product.SERIALBATTERY
+    lost = _link_lost(values, alarms, previous)
+    if lost:  # the None of a lost link is no fault of the path: the link is (one line)
+        r.faults = [f for f in r.faults if f.path not in (*_LINK_PATHS, "/Dc/0/Power")]
+    carries_charge = allow_charge or (serialbattery and not _fet_open(values, _CHARGE_WHY))
+    carries_discharge = allow_discharge or (serialbattery and not _fet_open(values, _DISCHARGE_WHY))
     if (
-        isinstance(state, int) and not isinstance(state, bool) and state != RUNNING
-        and flags == (0, 0)
+        not serialbattery and isinstance(state, int) and not isinstance(state, bool)
+        and state != RUNNING and flags == (0, 0)
     ):  # fmt: skip
         # rule 12: a BMS that says it is not running and has opened both directions is
         # switched out of the bank; its flags do not hold the running packs
@@ -333,6 +440,13 @@ def read_battery(
             key, name, f"not running (/State {state}), charge and discharge off",
             Offline.NOT_RUNNING, alarms=alarms,
         )  # fmt: skip
+    if serialbattery and not lost and not (carries_charge or carries_discharge):
+        # rule 12 for serialbattery: its standby (14) is no switch-out, both FETs open are
+        return Invalid(
+            key, name, "both FETs open (its BMS reports it): it carries nothing",
+            Offline.NOT_RUNNING, alarms=alarms,
+        )  # fmt: skip
+    _state_fault(r, state)
 
     cells = _cells(r)
     max_cell = _extreme(
@@ -357,16 +471,20 @@ def read_battery(
     if installed is None and previous is not None:
         installed = previous.installed_ah
     current = n["/Dc/0/Current"]
-    faults = tuple(r.faults)
     if voltage is None or installed is None or installed <= 0 or current is None:
         missing = [
             what
             for what, v in (("voltage", voltage), ("capacity", installed), ("current", current))
             if v is None or (v <= 0 and what == "capacity")
         ]
+        kind, why = (
+            (Offline.LOST, Offline.LOST.value)
+            if lost
+            else (Offline.INVALID, f"no usable {' or '.join(missing)} yet")
+        )
         return Invalid(
-            key, name, f"no usable {' or '.join(missing)} yet", Offline.INVALID,
-            allow_charge, allow_discharge, max_cell, min_cell, alarms, faults,
+            key, name, why, kind, allow_charge, allow_discharge, max_cell, min_cell, alarms,
+            tuple(r.faults),
         )  # fmt: skip
 
     soc = n["/Soc"]
@@ -394,16 +512,26 @@ def read_battery(
         r.fault(
             "/Voltages/Cell", f"{len(cells)} paths", f"fewer cell paths than {cell_count} cells"
         )
+    elif serialbattery and not cells and cell_count:
+        r.fault(
+            "/Voltages/Cell", "none", "no cell voltages published (serialbattery's "
+            "BATTERY_CELL_DATA_FORMAT 0?): only the summary paths bound the cells",
+        )  # fmt: skip
     blocking_charge = n["/System/NrOfModulesBlockingCharge"]
     blocking_discharge = n["/System/NrOfModulesBlockingDischarge"]
     online = n["/System/NrOfModulesOnline"]
     offline = n["/System/NrOfModulesOffline"]
     mode = values.get("/Info/ChargeMode")
-    bms_cvl = _bms_cvl(r, cells_per_battery, cell_window)
+    charge_mode = mode if isinstance(mode, str) else None
+    bms_cvl = _bms_cvl(r, expect.cells, expect.window)
+    bms_cell_cvl = n["/Info/MaxChargeCellVoltage"]
+    if serialbattery and charge_mode and "SoC Reset" in charge_mode:
+        _soc_reset_fault(r, charge_mode, bms_cell_cvl, expect.max_cell_voltage)
     bms_ccl = n["/Info/MaxChargeCurrent"]
     bms_dcl = n["/Info/MaxDischargeCurrent"]
     allow_balance = n["/Io/AllowToBalance"] != 0
     balancing = n["/Balancing"] == 1
+    serial = values.get("/Serial")
     battery = Battery(
         key=key,
         name=name,
@@ -423,10 +551,17 @@ def read_battery(
         cells=cells,
         cell_count=cell_count,
         bms_cvl=bms_cvl,
+        bms_cell_cvl=bms_cell_cvl,
         bms_ccl=bms_ccl,
         bms_dcl=bms_dcl,
+        rated_ccl=_rated(bms_ccl, previous.rated_ccl if previous else None),
+        rated_dcl=_rated(bms_dcl, previous.rated_dcl if previous else None),
         allow_charge=allow_charge,
         allow_discharge=allow_discharge,
+        carries_charge=carries_charge,
+        carries_discharge=carries_discharge,
+        product=product,
+        serial=serial.strip() if isinstance(serial, str) and serial.strip() else None,
         allow_balance=allow_balance,
         modules_online=int(online) if online is not None else 1,
         modules_offline=int(offline) if offline is not None else 0,
@@ -437,12 +572,38 @@ def read_battery(
             int(blocking_discharge) if blocking_discharge is not None else int(not allow_discharge)
         ),
         balancing=balancing,
-        charge_mode=mode if isinstance(mode, str) else None,
+        charge_mode=charge_mode,
         alarms=alarms,
         faults=tuple(r.faults),
         good=r.good,
     )
-    return _check_match(battery, cells_per_battery, cell_window)
+    if lost:  # rule 15: out of the means, its last flags, cells and alarms kept
+        return left_out(battery, Offline.LOST, Offline.LOST.value)
+    return _check_match(battery, expect.cells, expect.window)
+
+
+_CHARGE_WHY = "/Info/ChargeLimitation"
+_DISCHARGE_WHY = "/Info/DischargeLimitation"
+
+
+def _rated(limit: float | None, before: float | None) -> float | None:
+    if limit is None:
+        return before
+    return limit if before is None else max(limit, before)
+
+
+def _soc_reset_fault(r: _Reader, mode: str, cell_cvl: float | None, max_cell: float) -> None:
+    """serialbattery's SoC reset charges to 3.65 V a cell and silences its high-voltage alarms
+    until it completes (and 30 min after): under a lower ``max_cell_voltage`` it never does."""
+    if cell_cvl is not None and cell_cvl > max_cell:
+        r.faults.append(
+            Fault(
+                "/Info/ChargeMode", repr(mode)[:40],
+                f"a SoC reset to {cell_cvl:.2f} V a cell never completes under max_cell_voltage "
+                f"{max_cell:.2f} V, and its driver silences its high-voltage alarms meanwhile: "
+                "unset SOC_RESET_AFTER_DAYS in its config.ini",
+            )
+        )  # fmt: skip
 
 
 def _bms_cvl(r: _Reader, cells: int, window: tuple[float, float]) -> float | None:
@@ -456,14 +617,32 @@ def _bms_cvl(r: _Reader, cells: int, window: tuple[float, float]) -> float | Non
 def _check_match(
     b: Battery, cells_per_battery: int, window: tuple[float, float]
 ) -> Battery | Invalid:
-    """Rule 5: a pack of another cell count or chemistry is left out, keeping its flags."""
+    """Rule 5: a pack of another cell count or chemistry is left out, keeping its flags.
+
+    A pack without cell paths is judged by its voltage alone: a Lynx Smart BMS NG reports the
+    cells of one battery module (4) for a bank of 8 in series; a count that divides the
+    configured one means modules in series, and that is said once in the log.
+    """
     if not cells_per_battery:
         return b
+    per_cell = b.voltage / cells_per_battery
+    fits = window[0] <= per_cell <= window[1]
     if b.cell_count is not None and b.cell_count != cells_per_battery:
+        if not b.cells and fits:
+            count = b.cell_count
+            how = (
+                f"{cells_per_battery // count} modules of {count} in series"
+                if count and cells_per_battery % count == 0
+                else f"{cells_per_battery} cells"
+            )
+            note = (
+                f"reports {count} cells per battery, and its {b.voltage:.2f} V fits "
+                f"{cells_per_battery}: taken as {how}"
+            )
+            return replace(b, notes=(*b.notes, note))
         why = f"{b.cell_count} cells, the bank is configured for {cells_per_battery}"
         return left_out(b, Offline.MISMATCH, why)
-    per_cell = b.voltage / cells_per_battery
-    if not window[0] <= per_cell <= window[1]:
+    if not fits:
         why = (
             f"{b.voltage:.2f} V is {per_cell:.2f} V per cell for {cells_per_battery} cells, "
             f"outside {window[0]:g}..{window[1]:g} V"

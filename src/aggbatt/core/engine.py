@@ -9,14 +9,22 @@ counter), ``now_wall`` (Unix time, for balancing dates) and ``month`` (1..12, lo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aggbatt.config import CELL_WINDOWS, MEASURED_MARGIN_V, Config
 from aggbatt.core import balancing as bal
 from aggbatt.core import coulomb
-from aggbatt.core.battery import Battery, Invalid, Offline, left_out, read_battery, unique_names
+from aggbatt.core.battery import (
+    Battery,
+    Expect,
+    Invalid,
+    Offline,
+    left_out,
+    read_battery,
+    unique_names,
+)
 from aggbatt.core.limits import (
     ChargeLimits,
     ControllerState,
@@ -25,11 +33,9 @@ from aggbatt.core.limits import (
     passthrough_limits,
 )
 from aggbatt.core.merge import Aggregate, merge, time_to_go
+from aggbatt.core.packs import Recognised, recognise, to_forget
 from aggbatt.core.safety import Activity, enforce, frozen_reason
 from aggbatt.core.stored import KnownPack, State
-
-KNOWN_PACK_DAYS = 7.0
-"""A pack not seen for this long is forgotten: the bank is what is left (rule 8)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +57,9 @@ class EngineState:
     known: Mapping[str, KnownPack] = field(default_factory=dict)
     """Every pack seen lately, with its capacity, so the limits scale when one is gone."""
     memory: Mapping[str, PackMemory] = field(default_factory=dict)
-    """The last good reading of each pack: held values (rule 2), a pack gone (rule 2)."""
+    """The last good reading of each pack: held values (rule 2), a pack unseen (rule 15)."""
+    unseen_since: Mapping[str, float] = field(default_factory=dict)
+    """Monotonic time since which each unseen pack has not been seen (rule 15)."""
 
 
 def online_share(agg: Aggregate, known: Mapping[str, KnownPack], expected: int) -> float:
@@ -81,6 +89,8 @@ class CycleResult:
     """Seconds since the own counter last found the bank charged; None: never, or no counter."""
     soc_sync: str | None = None
     """Why the own counter last synchronised to 100 % (the rule and the readings)."""
+    recognised: tuple[Recognised, ...] = ()
+    """Known packs that came back under another service name this cycle (rule 16)."""
 
 
 def initial_state(stored: State) -> EngineState:
@@ -128,6 +138,16 @@ def balancing_settings(config: Config) -> bal.BalancingSettings:
     )
 
 
+def expectations(config: Config) -> Expect:
+    """What every pack must be (rules 5 and 6): the configured cells and the chemistry."""
+    lo, hi = CELL_WINDOWS[config.batteries.chemistry]
+    return Expect(
+        config.batteries.cells_per_battery,
+        (lo - MEASURED_MARGIN_V, hi + MEASURED_MARGIN_V),
+        config.control.own.max_cell_voltage,
+    )
+
+
 def read_all(
     snapshots: Mapping[str, Mapping[str, Any]],
     preferred_names: Mapping[str, Any],
@@ -135,37 +155,64 @@ def read_all(
     memory: Mapping[str, PackMemory] | None = None,
     activity: Mapping[str, Activity] | None = None,
     now: float = 0.0,
+    known: Mapping[str, KnownPack] | None = None,
+    unseen_since: Mapping[str, float] | None = None,
+    measured_current: float | None = None,
 ) -> tuple[Battery | Invalid, ...]:
-    """Read every pack on the bus, and keep the last decision of one that just left it.
+    """Read every pack on the bus, and every pack of the bank that is not on it.
 
     ``memory`` holds each pack's last good reading (rule 2); ``activity`` when its values last
-    moved (rule 10). A pack in memory but not on the bus is :attr:`Offline.GONE` for
-    ``stale_after``, keeping its flags and cells.
+    moved (rule 10); ``known`` the bank's packs (rule 15): one of them that is not on the bus is
+    :attr:`Offline.GONE`, keeping its last flags and cells, until it is back or forgotten.
     """
     memory = memory or {}
     activity = activity or {}
-    names = unique_names((key, preferred_names.get(key)) for key in snapshots)
-    lo, hi = CELL_WINDOWS[config.batteries.chemistry]
-    window = (lo - MEASURED_MARGIN_V, hi + MEASURED_MARGIN_V)
-    cells = config.batteries.cells_per_battery
+    known = known or {}
+    unseen_since = unseen_since or {}
+    absent = sorted((set(known) | set(memory)) - set(snapshots))
+    names = unique_names(
+        [(key, preferred_names.get(key)) for key in snapshots]
+        + [(key, _stored_name(key, memory, known)) for key in absent]
+    )
+    expect = expectations(config)
     readings: list[Battery | Invalid] = []
     for key in sorted(snapshots):
         held = memory.get(key)
-        reading = read_battery(
-            key, names[key], snapshots[key], held.last if held else None,
-            cells_per_battery=cells, cell_window=window,
-        )  # fmt: skip
-        seen = activity.get(key)
+        readings.append(
+            read_battery(key, names[key], snapshots[key], held.last if held else None, expect)
+        )
+    batteries = [r for r in readings if isinstance(r, Battery)]
+    flow = abs(
+        measured_current if measured_current is not None else sum(b.current for b in batteries)
+    ) / max(1, len(snapshots))
+    for i, reading in enumerate(readings):
+        seen = activity.get(reading.key)
         if isinstance(reading, Battery) and seen is not None:
-            why = frozen_reason(seen, reading.current, now, config)
+            why = frozen_reason(seen, reading.current, flow, now, config)
             if why is not None:
-                reading = left_out(reading, Offline.FROZEN, why)
-        readings.append(reading)
-    stale_after = config.batteries.stale_after
-    for key, held in sorted(memory.items()):
-        if key not in snapshots and now - held.seen <= stale_after:
-            readings.append(left_out(held.last, Offline.GONE, "left the bus"))
-    return tuple(readings)
+                readings[i] = left_out(reading, Offline.FROZEN, why)
+    for key in absent:
+        held = memory.get(key)
+        gone = (
+            left_out(held.last, Offline.GONE, "left the bus")
+            if held is not None
+            else Invalid(key, names[key], "left the bus", Offline.GONE)
+        )
+        readings.append(replace(gone, name=names[key]))
+    return tuple(
+        replace(r, since=unseen_since.get(r.key, now))
+        if isinstance(r, Invalid) and r.kind.unseen
+        else r
+        for r in readings
+    )
+
+
+def _stored_name(key: str, memory: Mapping[str, PackMemory], known: Mapping[str, KnownPack]) -> str:
+    held = memory.get(key)
+    if held is not None:
+        return held.last.name
+    pack = known.get(key)
+    return (pack.name if pack else None) or key.rsplit(".", 1)[-1]
 
 
 def _remember(
@@ -173,25 +220,57 @@ def _remember(
     readings: tuple[Battery | Invalid, ...],
     on_bus: Mapping[str, Any],
     now: float,
-    stale_after: float,
 ) -> dict[str, PackMemory]:
+    """The last good reading of every pack, kept while it is away (rule 15)."""
     kept = {r.key: PackMemory(r, now) for r in readings if isinstance(r, Battery)}
     for k, m in memory.items():
-        if k in kept:
-            continue
-        if k in on_bus:  # on the bus but not usable now: its last good reading stays
-            kept[k] = PackMemory(m.last, now)
-        elif now - m.seen <= stale_after:
-            kept[k] = m
+        if k not in kept:  # unusable now or away: its last good reading stays
+            kept[k] = PackMemory(m.last, now) if k in on_bus else m
     return kept
 
 
 def _known(known: Mapping[str, KnownPack], agg: Aggregate, now_wall: float) -> dict[str, KnownPack]:
-    horizon = now_wall - KNOWN_PACK_DAYS * 86400.0
-    result = {k: p for k, p in known.items() if p.last_seen >= horizon}
+    """The bank's packs: every pack merged once, until it is forgotten (rule 15)."""
+    result = dict(known)
     for b in agg.batteries:
-        result[b.key] = KnownPack(b.installed_ah, now_wall)
+        result[b.key] = KnownPack(b.installed_ah, now_wall, b.serial, b.cell_count, b.name)
     return result
+
+
+def _renamed(state: EngineState, found: list[Recognised]) -> EngineState:
+    """Rule 16: move what is known of each recognised pack to its new service name."""
+    if not found:
+        return state
+    known, memory = dict(state.known), dict(state.memory)
+    unseen = dict(state.unseen_since)
+    for r in found:
+        known[r.new] = known.pop(r.old)
+        if r.old in memory:
+            held = memory.pop(r.old)
+            memory[r.new] = PackMemory(replace(held.last, key=r.new), held.seen)
+        unseen.pop(r.old, None)
+    return replace(state, known=known, memory=memory, unseen_since=unseen)
+
+
+def forget(
+    state: EngineState, who: str, on_bus: Collection[str] = ()
+) -> tuple[EngineState, bool, str]:
+    """Forget a pack of the bank that has left the bus (``aggbatt forget``): (state, done, what
+    was done in words). ``who`` is its service name, the service name's last part, or its name.
+    A pack still on the bus is refused: its service would bring it back at once."""
+    keys, why = to_forget(state.known, who)
+    if not keys:
+        return state, False, why
+    if any(k in on_bus for k in keys):
+        return state, False, f"{who} is on the bus: only a pack that has left it can be forgotten"
+    state = replace(
+        state,
+        known={k: p for k, p in state.known.items() if k not in keys},
+        memory={k: m for k, m in state.memory.items() if k not in keys},
+        unseen_since={k: t for k, t in state.unseen_since.items() if k not in keys},
+    )
+    gone = ", ".join(k.rsplit(".", 1)[-1] for k in keys)
+    return state, True, f"forgot {gone}: the bank is the packs left"
 
 
 def run_cycle(
@@ -207,14 +286,17 @@ def run_cycle(
     activity: Mapping[str, Activity] | None = None,
 ) -> CycleResult:
     """Everything one cycle decides; ``snapshots`` holds the selected batteries' values."""
-    readings = read_all(snapshots, preferred_names, config, state.memory, activity, now_mono)
-    seen = {r.key for r in readings}
+    found = recognise(snapshots, state.known)
+    state = _renamed(state, found)
+    readings = read_all(
+        snapshots, preferred_names, config, state.memory, activity, now_mono, state.known,
+        state.unseen_since, measured_current,
+    )  # fmt: skip
     agg = merge(
         readings,
         expected=config.batteries.expected,
         block_policy=config.batteries.block_policy,
         measured_current=measured_current,
-        absent=sum(1 for key in state.known if key not in seen),
     )
     known = _known(state.known, agg, now_wall)
     counter = state.counter
@@ -256,7 +338,8 @@ def run_cycle(
             )
         target = bal.target_cell_voltage(balancing, month_voltage, month_name(month), settings)
         share = online_share(agg, known, config.batteries.expected)
-        raw = own_limits(agg, config, target, state.controller, share)
+        known_ah = sum(p.installed_ah for p in known.values())
+        raw = own_limits(agg, config, target, state.controller, share, known_ah)
     else:
         raw = passthrough_limits(agg, config, state.controller, now_mono)
     limits = enforce(raw, agg, config, now_mono)
@@ -277,6 +360,7 @@ def run_cycle(
             else max(0, int(now_wall - counter.synced_wall))
         ),
         soc_sync=(counter.sync_reason or "not since the counter started") if counter else None,
+        recognised=tuple(found),
         state=EngineState(
             counter=counter,
             balancing=balancing,
@@ -285,9 +369,12 @@ def run_cycle(
             stored_installed_ah=state.stored_installed_ah,
             stored_full_charge=state.stored_full_charge,
             known=known,
-            memory=_remember(
-                state.memory, readings, snapshots, now_mono, config.batteries.stale_after
-            ),
+            memory=_remember(state.memory, readings, snapshots, now_mono),
+            unseen_since={
+                r.key: r.since if r.since is not None else now_mono
+                for r in readings
+                if isinstance(r, Invalid) and r.kind.unseen
+            },
         ),
     )
 

@@ -58,6 +58,7 @@ class Cause(enum.Enum):
     PACK_CURRENT = "a pack's measured current"
     MISMATCH = "a pack does not match the configuration"
     NO_BATTERY = "no battery"
+    PACK_LOST = "a pack not seen"
     NO_BASIS = "no battery publishes the value"
     LOW_CELL = "low cell latch"
     CVL_CUT = "cell over-voltage cut"
@@ -78,6 +79,7 @@ class ChargeMode(enum.Enum):
     PASSTHROUGH_FLOAT = "Pass-through (float)"
     CVL_CUT = "Cell over-voltage: CVL cut"
     CHARGE_BLOCKED = "Charging blocked"
+    PACK_LOST = "Pack not seen: charging stopped"
     MISMATCH = "Pack mismatch: charging stopped"
     NO_BATTERY = "No battery"
 
@@ -125,6 +127,9 @@ class ChargeLimits:
     """True: DC-coupled PV feed-in must be off now."""
     feed_in_reason: str
     state: ControllerState
+    maximum: float = float("inf")
+    """The charge current the configuration allows (inf where it sets none: pass-through
+    without a cap, own mode with the packs' rating): rule 1's yardstick."""
 
 
 def lowest(candidates: Iterable[Limit]) -> Limit:
@@ -149,6 +154,26 @@ def allows(b: Battery, kind: Direction) -> bool:
     return b.allow_charge if kind == "charge" else b.allow_discharge
 
 
+def carries(b: Battery, kind: Direction) -> bool:
+    """False only where its BMS reports the FET of this direction open (rule 3)."""
+    return b.carries_charge if kind == "charge" else b.carries_discharge
+
+
+def rated_maximum(agg: Aggregate, known_ah: float, kind: Direction) -> float | None:
+    """The bank current the packs' BMSes are rated for together: each pack's highest published
+    limit over its share of the known bank's capacity, the lowest wins (two 50 A packs of equal
+    size: 100 A). None when no pack publishes a limit."""
+    total = max(known_ah, agg.installed_ah)
+    best: float | None = None
+    for b in agg.batteries:
+        rated = b.rated_ccl if kind == "charge" else b.rated_dcl
+        if rated is None or b.installed_ah <= 0:
+            continue
+        bank = rated * total / b.installed_ah
+        best = bank if best is None else min(best, bank)
+    return best
+
+
 def bms_bank_limit(
     batteries: tuple[Battery, ...],
     kind: Direction,
@@ -162,11 +187,12 @@ def bms_bank_limit(
     reference's policies. With ``block_policy = "all"`` a pack whose flag forbids the
     direction has opened its FET and carries nothing: the others share the current. A pack
     whose flag allows it but whose limit is 0 A is still connected and takes its share, so it
-    holds the bank at 0 A (rule 3).
+    holds the bank at 0 A (rule 3); so does serialbattery's flag 0 for a soft limit (its FET
+    closed, :func:`carries`).
     """
     with_limit = [(b, lim) for b in batteries if (lim := bms_limit(b, kind)) is not None]
     if block_policy == "all":
-        with_limit = [(b, lim) for b, lim in with_limit if allows(b, kind)]
+        with_limit = [(b, lim) for b, lim in with_limit if carries(b, kind)]
     if not with_limit:
         return None
     if policy == "sum":
@@ -212,20 +238,38 @@ def cvl_cut(agg: Aggregate, vmax: float, cells: int) -> Limit | None:
     return Limit(best, reason, Cause.CVL_CUT)
 
 
+def configured_maximum(agg: Aggregate, config: Config, known_ah: float, kind: Direction) -> Limit:
+    """Own mode's configured maximum, or the packs' rating where it is unset; without either,
+    0 A and the fix. The rating is the packs' own BMS limit, so it is protective (rule 1)."""
+    own = config.control.own
+    configured = own.max_charge_current if kind == "charge" else own.max_discharge_current
+    if configured is not None:
+        return Limit(configured, f"max {kind} current {configured:g} A")
+    rated = rated_maximum(agg, known_ah, kind)
+    if rated is None:
+        why = f"no pack publishes a {kind} limit: set control.own.max_{kind}_current"
+        return Limit(0.0, why, Cause.NO_BASIS)
+    return Limit(rated, f"the packs' rated {kind} current {rated:.0f} A", Cause.BMS_LIMIT)
+
+
 def own_limits(
     agg: Aggregate,
     config: Config,
     target: tuple[float, str],
     state: ControllerState,
     online_share: float = 1.0,
+    known_ah: float = 0.0,
 ) -> ChargeLimits:
     """Own mode. ``target`` is (per-cell charge voltage, its reason) from the balancing step.
 
-    ``online_share`` (0..1) scales the configured bank currents when batteries are missing.
+    ``online_share`` (0..1) scales the configured bank currents when batteries are missing;
+    ``known_ah`` is the known bank's capacity (the rating's yardstick).
     """
     own = config.control.own
     cells = config.batteries.cells_per_battery
     low_voltage = cells * own.min_cell_voltage
+    top_c = configured_maximum(agg, config, known_ah, "charge")
+    top_d = configured_maximum(agg, config, known_ah, "discharge")
 
     cvl = Limit(cells * target[0], f"{target[1]} {target[0]:.3f} V x {cells} cells", Cause.TARGET)
     cut = cvl_cut(agg, own.max_cell_voltage, cells)
@@ -234,9 +278,9 @@ def own_limits(
 
     ccl = lowest(
         [
-            *_maximum(own.max_charge_current, online_share, "charge"),
-            *_temperature_limits(agg, config, "charge", own.max_charge_current * online_share),
-            _curve_limit(agg, own.max_charge_current * online_share, own.charge_curve, "charge"),
+            *_maximum(top_c, online_share),
+            *_temperature_limits(agg, config, "charge", top_c.value * online_share),
+            _curve_limit(agg, top_c.value * online_share, own.charge_curve, "charge"),
             *(_bms_limits(agg, "charge", config) if own.respect_bms_limits else []),
         ]
     )
@@ -248,11 +292,11 @@ def own_limits(
             latched = True
         elif vmin > own.min_cell_voltage + own.min_cell_hysteresis:
             latched = False
-    maximum = own.max_discharge_current * online_share
+    online_d = top_d.value * online_share
     dcl_candidates = [
-        *_maximum(own.max_discharge_current, online_share, "discharge"),
-        *_temperature_limits(agg, config, "discharge", maximum),
-        _curve_limit(agg, maximum, own.discharge_curve, "discharge"),
+        *_maximum(top_d, online_share),
+        *_temperature_limits(agg, config, "discharge", online_d),
+        _curve_limit(agg, online_d, own.discharge_curve, "discharge"),
         *(_bms_limits(agg, "discharge", config) if own.respect_bms_limits else []),
     ]
     if latched:  # rule 8: the latch holds while no cell data are known
@@ -272,15 +316,16 @@ def own_limits(
         feed_in_off=state.feed_in_off,
         feed_in_reason="",
         state=replace(state, discharge_latched=latched),
+        maximum=own.max_charge_current if own.max_charge_current is not None else float("inf"),
     )
 
 
-def _maximum(configured: float, share: float, kind: Direction) -> list[Limit]:
+def _maximum(top: Limit, share: float) -> list[Limit]:
     """The configured maximum, first; scaled to the share of the bank online (protective)."""
-    limits = [Limit(configured, f"max {kind} current {configured:g} A")]
+    limits = [top]
     if share < 1.0:
-        reason = f"{share:.0%} of the bank online: {share:.0%} of {configured:g} A"
-        limits.insert(0, Limit(configured * share, reason, Cause.PACK_MISSING))
+        reason = f"{share:.0%} of the bank online: {share:.0%} of {top.value:.0f} A"
+        limits.insert(0, Limit(top.value * share, reason, Cause.PACK_MISSING))
     return limits
 
 
@@ -339,6 +384,11 @@ def _floating(b: Battery) -> bool:
     return "float" in mode and "transition" not in mode
 
 
+def charge_stage(b: Battery) -> bool:
+    """In float or on the way to it: the driver's own charge stage, not a protection."""
+    return "float" in (b.charge_mode or "").lower()
+
+
 def cell_problem(b: Battery, max_cell_voltage: float) -> bool:
     """A pack whose BMS lowers its CVL for a cell, not for float (rule 6)."""
     mode = (b.charge_mode or "").lower()
@@ -395,6 +445,7 @@ def passthrough_limits(
         feed_in_off=state.feed_in_off,
         feed_in_reason="",
         state=state,
+        maximum=float("inf") if pt.max_charge_current is None else pt.max_charge_current,
     )
 
 

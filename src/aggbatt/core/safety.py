@@ -18,46 +18,62 @@ Rule 1. A limit that DVCC would not enforce is not a limit. With ESS DC-coupled 
 Rule 2. One bad value never hides good ones. A missing or implausible value is a fault of its
     path only: reported (``InternalFailure`` warning; one log line per episode), and taken at
     the last good value the pack published, so a cell near the top keeps the cut and a dead
-    sensor keeps the temperature limit it had. A pack that leaves the bus keeps its last
-    decision (flags, cells) for ``stale_after``. Enforced in
-    :func:`aggbatt.core.battery.read_battery` and :func:`aggbatt.core.engine.read_all`.
+    sensor keeps the temperature limit it had. Enforced in
+    :func:`aggbatt.core.battery.read_battery`.
 Rule 3. Honour every block. ``/Io/AllowToCharge 0`` (or discharge) of any pack still on the bus
-    counts, whatever its other values; with ``block_policy = "all"`` the flag, not a 0 A limit,
-    marks a pack that carries nothing. A pack's alarms are never lowered. Enforced in
+    counts, whatever its other values; with ``block_policy = "all"`` only a pack known to carry
+    nothing (its FET open: another BMS's flag 0, serialbattery's flag 0 with "BMS" in its
+    reason) leaves the others to carry on, and a pack at 0 A that is still connected holds the
+    bank at 0 A. A pack's alarms are never lowered. Enforced in
     :func:`aggbatt.core.merge.merge` (who blocks) and :func:`enforce` (the 0 A).
 Rule 4. Both sources of a cell extreme count: a pack's summary path and its cells, the worse
     wins; fewer cell paths than cells is a fault. Enforced in ``read_battery``.
 Rule 5. A pack that does not match the configuration (cell count, or a voltage implausible for
     the chemistry at that count) is left out of the means, raises ``InternalFailure`` to an
     alarm and holds the bank's CCL at 0 while it is on the bus; no CVL is computed from its
-    count. More packs than ``batteries.expected`` raise a warning and the limits stay those of
-    the expected bank. Enforced in ``read_battery`` (the check) and :func:`enforce` (the stop).
+    count. A pack without cell paths is judged by its voltage: a count that divides the
+    configured one is modules in series. More packs than ``batteries.expected`` raise a
+    warning and the limits stay those of the expected bank. Enforced in ``read_battery`` (the
+    check) and :func:`enforce` (the stop).
 Rule 6. The CVL is never above cells x ``max_cell_voltage``, nor above any online pack's own
     BMS CVL (``control.respect_bms_cvl = false`` opts out of the second), in both modes. With
     pass-through ``max_until_all_float`` only a pack that is in float for no cell problem may
-    be exceeded; "Float Transition" is not float; the drop to float is ramped. A BMS CVL that
-    is implausible for the chemistry is a fault (rule 2), not a limit. Enforced in
-    :func:`enforce` (the caps) and ``limits.passthrough_limits`` (float and ramp).
+    be exceeded; "Float Transition" is not float; the drop to float is ramped. In own mode a
+    pack's float (and the ramp to it) is its driver's charge stage, not a protection: its cap
+    is then its bulk voltage (``/Info/MaxChargeCellVoltage`` x cells), unless it lowered its
+    CVL for a cell. A BMS CVL that is implausible for the chemistry is a fault (rule 2), not a
+    limit. Enforced in :func:`enforce` (the caps) and ``limits.passthrough_limits`` (float and
+    ramp).
 Rule 7. The configuration refuses voltages that do not fit the chemistry, month and balancing
     voltages above ``max_cell_voltage``, and a balancing that the cut makes unreachable.
     Enforced in :class:`aggbatt.config.Config`.
 Rule 8. Latches and memory survive data loss and restarts: the discharge latch holds while no
-    cell data are known; the packs and capacities last seen are stored, so a restart with a
-    pack missing still scales the limits. Enforced in ``limits.own_limits`` (latch) and
-    ``engine`` (memory).
+    cell data are known; the bank's packs and their capacities are stored, so a restart with a
+    pack missing still stops charging (rule 15) and scales the discharge. Enforced in
+    ``limits.own_limits`` (latch) and ``engine`` (memory).
 Rule 9. Balancing ends: after ``balancing_max_hours`` at the target without converging, or as
     long in the holding phase, with a warning; a last balancing in the future is reported and
     treated as due. Enforced in :func:`aggbatt.core.balancing.step`.
-Rule 10. Frozen means frozen: a pack whose cells and current have not changed for
-    ``frozen_after`` while current flows is stale, whatever else changes; so is one with no
-    change at all for ``stale_after``. The reason text is stable, so the shell logs one line
-    per episode. Enforced in :func:`frozen_reason`.
+Rule 10. Frozen means frozen. While current flows (through the pack, or through the bank at
+    :data:`FROZEN_CURRENT_A` a pack), a pack whose cells and current have not changed for
+    ``frozen_after``, or none of whose measurements (cells, voltage, current, SoC,
+    temperatures: :func:`is_measurement`) changed for ``stale_after``, is frozen: unseen
+    (rule 15). Paths that tick by themselves (serialbattery's ``/History/*`` and
+    ``/ConnectionInformation``) are no sign of life. At rest nothing is frozen: a quiet pack
+    may not change for minutes, and holding the bank for that would hold it at rest for good.
+    The reason text is stable, so the shell logs one line per episode. Enforced in
+    :func:`frozen_reason`.
 Rule 11. Stopping is safe: the user's feed-in value is written back before the service leaves
     the bus, and a user who re-enables feed-in during an episode is overruled and told so.
     Enforced in the shell (``aggbatt.feedin``), which only acts on rule 1's decision.
-Rule 12. A BMS that reports itself not running (``/State`` other than 9) with both directions
-    off is not in the bank: not averaged, and its flags do not block the running packs.
-    Enforced in ``read_battery``.
+Rule 12. A pack that carries nothing is not in the bank: not averaged, and its flags do not
+    block the running packs. That is another product's BMS reporting itself not running
+    (``/State`` other than 9) with both directions off (a Lynx BMS in standby), or a
+    serialbattery pack whose reasons name "BMS" in both directions (both FETs open).
+    serialbattery's ``/State 14`` is not this: it is standby, both of its *soft* limits at 0
+    (cold, hot, a cell at a limit) while its FETs are usually still closed; that pack stays in
+    the bank, its flags vote and its cells and temperatures count. Enforced in
+    ``read_battery``.
 Rule 13. No limit without a basis: with no valid pack, or no BMS charge voltage in
     pass-through, the CVL is the last one (else cells x the lowest month voltage) and never
     0 V, the CCL and DCL are 0; the daemon does not register before the first valid pack.
@@ -66,6 +82,21 @@ Rule 14. The per-pack current loop: each pack's measured current against its own
     (or its capacity share of the bank limit, by a margin); when the most loaded pack would
     exceed it, the bank limit comes down so that it does not, naming that pack. Enforced in
     :func:`pack_current_limits`.
+Rule 15. No pack is charged through unseen. A pack of the bank (merged once, known until
+    ``aggbatt forget``) whose BMS link is lost (voltage or current None after being valid,
+    ``/System/NrOfModulesOnline 0``, a ``BmsCable`` alarm), whose driver left the bus, or whose
+    data froze (rule 10) is unseen: out of the means, its last flags, cells and alarms kept,
+    and charging stops for the bank until it is back or forgotten; discharging goes on within
+    the online packs' share. serialbattery's own model is the same ("driver gone, so Venus
+    stops"); its driver exits 60 s or 20 min after losing its BMS while the pack stays wired
+    in. ``batteries.lost_pack_charge_after`` lets the online packs charge at their share after
+    that long, for banks whose every pack has its own hardware protection. Enforced in
+    ``read_battery`` (the link), ``engine.read_all`` (the bus, the memory) and :func:`enforce`
+    (the stop).
+Rule 16. A pack is known by who it is, not by its port: a new service with the serial,
+    capacity and cell count of an absent known pack (or the only absent pack of that capacity
+    and cells) is that pack, logged once, and keeps what was known of it. Enforced in
+    :func:`aggbatt.core.packs.recognise`.
 """
 
 from __future__ import annotations
@@ -85,6 +116,7 @@ from aggbatt.core.limits import (
     allows,
     bms_limit,
     cell_problem,
+    charge_stage,
     lowest,
 )
 from aggbatt.core.merge import Aggregate
@@ -96,15 +128,26 @@ FEED_IN_MARGIN = 0.95
 BMS limits by capacity share come to 299.8 A against a configured 300 A; the closed-loop
 simulator found feed-in held off for good by that)."""
 FROZEN_CURRENT_A = 1.0
-"""Rule 10: above this pack current, cells and current must move."""
+"""Rule 10: above this current (a pack's own, or the bank's per pack) the values must move."""
 PACK_CURRENT_MIN_A = 5.0
 """Rule 14: below this bank current the packs' measured shares are noise."""
 PACK_SHARE_MARGIN = 0.10
 """Rule 14: a pack without its own limit may carry 10 % more than its capacity share."""
 URGENT_MARGIN_V = 0.05
 """A cell within this of the max (or of the min + hysteresis) runs a cycle at once."""
-_URGENT_PREFIXES = ("/Info/Max", "/Io/Allow", "/System/NrOfModulesBlocking", "/State")
-_CELL_PREFIXES = ("/Voltages/Cell", "/System/MaxCellVoltage", "/System/MinCellVoltage")
+_URGENT_PREFIXES = (
+    "/Info/Max", "/Io/Allow", "/System/NrOfModulesBlocking", "/State",
+    "/System/NrOfModulesOnline", "/Alarms/BmsCable",
+)  # fmt: skip
+_CELL_PREFIXES = (
+    "/Voltages/Cell", "/Cell/", "/System/MaxCellVoltage", "/System/MinCellVoltage",
+)  # fmt: skip
+_LINK_PATHS = ("/Dc/0/Voltage", "/Dc/0/Current")
+_MEASUREMENTS = (
+    "/Voltages/Cell", "/Cell/", "/Dc/0/Voltage", "/Dc/0/Current", "/Soc", "/Dc/0/Temperature",
+    "/System/MinCellTemperature", "/System/MaxCellTemperature", "/System/MinCellVoltage",
+    "/System/MaxCellVoltage", "/System/Temperature",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,25 +155,38 @@ class Activity:
     """When a pack's values last moved (monotonic), as the shell observed them."""
 
     last_change: float
-    """Any path."""
+    """A measurement (:func:`is_measurement`): ticking counters are no sign of life."""
     last_vital_change: float
     """A cell voltage or the current (:func:`is_vital`)."""
 
 
 def is_vital(path: str) -> bool:
-    """The paths that must move while current flows (rule 10)."""
-    return path == "/Dc/0/Current" or path.startswith("/Voltages/Cell")
+    """The paths that must move while current flows through the pack (rule 10)."""
+    return path == "/Dc/0/Current" or path.startswith(("/Voltages/Cell", "/Cell/"))
 
 
-def frozen_reason(activity: Activity, current: float, now: float, config: Config) -> str | None:
-    """Rule 10: why a pack is stale, in words that stay the same for the whole episode."""
+def is_measurement(path: str) -> bool:
+    """What the BMS measured (rule 10), as opposed to a counter that ticks by itself."""
+    return path.startswith(_MEASUREMENTS)
+
+
+def frozen_reason(
+    activity: Activity, current: float, bank_flow: float, now: float, config: Config
+) -> str | None:
+    """Rule 10: why a pack is frozen, in words that stay the same for the whole episode.
+
+    ``bank_flow`` is the bank's current per pack on the bus (A, any sign): a pack stuck at
+    0 A while the others carry is caught by it.
+    """
     b = config.batteries
-    if now - activity.last_change > b.stale_after:
-        return f"frozen: no value changed for over {b.stale_after:g} s"
-    if abs(current) >= FROZEN_CURRENT_A and now - activity.last_vital_change > b.frozen_after:
+    if max(abs(current), bank_flow) < FROZEN_CURRENT_A:
+        return None  # at rest a quiet pack is no frozen one
+    if now - activity.last_vital_change > b.frozen_after:
         return (
             f"frozen: cells and current unchanged for over {b.frozen_after:g} s while current flows"
         )
+    if now - activity.last_change > b.stale_after:
+        return f"frozen: no measurement changed for over {b.stale_after:g} s while current flows"
     return None
 
 
@@ -154,6 +210,8 @@ class Urgency:
         for path, value in changes.items():
             if path.startswith(_URGENT_PREFIXES):
                 return True
+            if value is None and path in _LINK_PATHS:  # rule 15: a lost link
+                return True
             if path.startswith(_CELL_PREFIXES):
                 kind = type(value)
                 if self.attentive or (kind is not float and kind is not int):
@@ -174,7 +232,7 @@ def urgency(limits: ChargeLimits | None, config: Config) -> Urgency:
 
 
 def enforce(raw: ChargeLimits, agg: Aggregate, config: Config, now: float) -> ChargeLimits:
-    """Rules 1, 3, 5, 6, 13 and 14 on the limits of either mode; the final decision.
+    """Rules 1, 3, 5, 6, 13, 14 and 15 on the limits of either mode; the final decision.
 
     ``raw.state`` is what the controller remembers (the mode's own step already applied)."""
     state = raw.state
@@ -186,6 +244,7 @@ def enforce(raw: ChargeLimits, agg: Aggregate, config: Config, now: float) -> Ch
     ccl = lowest(
         [
             *_stops(agg, "charge"),
+            *_unseen(agg, config, now),
             *no_basis,
             raw.ccl,
             *_expected_bank(agg, raw.ccl, "charge"),
@@ -209,6 +268,8 @@ def enforce(raw: ChargeLimits, agg: Aggregate, config: Config, now: float) -> Ch
         mode = ChargeMode.MISMATCH
     elif ccl.cause is Cause.BMS_BLOCK:
         mode = ChargeMode.CHARGE_BLOCKED
+    elif ccl.cause is Cause.PACK_LOST and ccl.value == 0.0:
+        mode = ChargeMode.PACK_LOST
     else:
         mode = raw.mode
     limits = replace(raw, cvl=cvl, ccl=ccl, dcl=dcl, mode=mode)
@@ -259,6 +320,24 @@ def _stops(agg: Aggregate, kind: Direction) -> list[Limit]:
     return stops
 
 
+def _unseen(agg: Aggregate, config: Config, now: float) -> list[Limit]:
+    """Rule 15: a pack of the bank that is not seen stops charging until it is back or
+    forgotten (or, by choice, for ``lost_pack_charge_after``)."""
+    unseen = [r for r in agg.invalid if r.kind.unseen]
+    after = config.batteries.lost_pack_charge_after
+    if after is not None:
+        unseen = [r for r in unseen if r.since is None or now - r.since < after]
+    if not unseen:
+        return []
+    names = ", ".join(f"{r.name} ({r.reason})" for r in unseen)
+    first = unseen[0].name
+    reason = (
+        f"charging stopped: {names} not seen; it resumes when the pack is back, or after "
+        f"`aggbatt forget {first}` if it was removed"
+    )
+    return [Limit(0.0, reason, Cause.PACK_LOST)]
+
+
 def _no_carrier(agg: Aggregate, kind: Direction) -> bool:
     """Rule 3: a pack carries current only if it allows it and its limit is above 0."""
     return not any(
@@ -280,16 +359,20 @@ def _cvl(raw: Limit, agg: Aggregate, config: Config, state: ControllerState) -> 
     candidates = [raw, Limit(cells * own.max_cell_voltage, cap, Cause.CELL_MAX)]
     if config.control.respect_bms_cvl:
         pt = config.control.passthrough
-        exempt_float = config.control.mode == "passthrough" and pt.cvl == "max_until_all_float"
+        own_mode = config.control.mode == "own"
+        exempt_float = not own_mode and pt.cvl == "max_until_all_float"
         for b in agg.batteries:
             if b.bms_cvl is None:
                 continue
-            if (
-                exempt_float
-                and raw.cause is Cause.TARGET
-                and not cell_problem(b, own.max_cell_voltage)
-            ):
+            problem = cell_problem(b, own.max_cell_voltage)
+            if exempt_float and raw.cause is Cause.TARGET and not problem:
                 continue  # in bulk or float: max_until_all_float may go above a floating pack
+            if own_mode and charge_stage(b) and not problem:
+                # its float is its driver's charge stage: its bulk voltage is the cap
+                if b.bms_cell_cvl is not None:
+                    why = f"bulk charge voltage of {b.name} (it floats; its float is no cap)"
+                    candidates.append(Limit(b.bms_cell_cvl * cells, why, Cause.BMS_CVL))
+                continue
             candidates.append(Limit(b.bms_cvl, f"BMS charge voltage of {b.name}", Cause.BMS_CVL))
     return lowest(candidates)
 
@@ -327,20 +410,12 @@ def pack_current_limits(
     return limits
 
 
-def configured_max(config: Config) -> float:
-    """The charge current the configuration allows (inf in pass-through without a cap)."""
-    if config.control.mode == "passthrough":
-        cap = config.control.passthrough.max_charge_current
-        return float("inf") if cap is None else cap
-    return config.control.own.max_charge_current
-
-
 def feed_in_decision(
     limits: ChargeLimits, agg: Aggregate, config: Config, state: ControllerState, now: float
 ) -> tuple[bool, str, float | None]:
     """Rule 1: (feed-in off, why, since when no protective limit has been in force)."""
     own = config.control.own
-    if limits.ccl.cause.protective and limits.ccl.value < FEED_IN_MARGIN * configured_max(config):
+    if limits.ccl.cause.protective and limits.ccl.value < FEED_IN_MARGIN * limits.maximum:
         return True, f"protective charge limit: {limits.ccl.reason}", None
     if limits.cvl.cause is Cause.CVL_CUT or over_voltage(agg, config):
         cell = agg.max_cell.id if agg.max_cell else "?"

@@ -43,26 +43,53 @@ def is_smartshunt(values: Mapping[str, Any], config: Config) -> bool:
     return config.current.smartshunt_product in _text(values.get("/ProductName"))
 
 
+def _left_out(name: str, values: Mapping[str, Any], config: Config) -> str:
+    """Why a battery service is not a pack of the bank ("" when it is one)."""
+    b = config.batteries
+    pid = values.get("/ProductId")
+    product = _text(values.get("/ProductName"))
+    if b.product_ids or b.product_names:
+        by_id = type(pid) is int and pid in b.product_ids
+        by_name = any(p in product for p in b.product_names)
+        if not (by_id or by_name):
+            shown = f"0x{pid:04X}" if type(pid) is int else "none"
+            return (
+                f"its /ProductId ({shown}) is not in batteries.product_ids and its /ProductName "
+                f"({product or 'none'!r}) contains none of batteries.product_names"
+            )
+    elif is_smartshunt(values, config):
+        return "a SmartShunt"
+    if b.include and not any(_matches(e, name, values, b.name_path) for e in b.include):
+        return "not in batteries.include"
+    if any(_matches(e, name, values, b.name_path) for e in b.exclude):
+        return "in batteries.exclude"
+    return ""
+
+
+def classify_batteries(
+    services: Services, config: Config, own_name: str
+) -> tuple[dict[str, Mapping[str, Any]], dict[str, str]]:
+    """(the packs of the bank, the other battery services with why they are left out)."""
+    cls = config.batteries.service_class
+    chosen: dict[str, Mapping[str, Any]] = {}
+    others: dict[str, str] = {}
+    for name, values in services.items():
+        if name == own_name or service_class(name) != cls:
+            continue
+        why = _left_out(name, values, config)
+        if why:
+            others[name] = why
+        else:
+            chosen[name] = values
+    return chosen, others
+
+
 def select_batteries(
     services: Services, config: Config, own_name: str
 ) -> dict[str, Mapping[str, Any]]:
-    """The services that are batteries of the bank, by service name."""
-    b = config.batteries
-    chosen: dict[str, Mapping[str, Any]] = {}
-    for name, values in services.items():
-        if name == own_name or service_class(name) != b.service_class:
-            continue
-        product = _text(values.get("/ProductName"))
-        if b.product_names and not any(p in product for p in b.product_names):
-            continue
-        if not b.product_names and is_smartshunt(values, config):
-            continue
-        if b.include and not any(_matches(e, name, values, b.name_path) for e in b.include):
-            continue
-        if any(_matches(e, name, values, b.name_path) for e in b.exclude):
-            continue
-        chosen[name] = values
-    return chosen
+    """The services that are batteries of the bank, by service name: serialbattery's by its
+    ``/ProductId`` 0xBA77 (the JBD driver's product name is the BMS's own), or by name."""
+    return classify_batteries(services, config, own_name)[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,15 @@ from aggbatt.core.balancing import Phase
 
 @dataclass(frozen=True, slots=True)
 class KnownPack:
-    """A pack seen on the bus: its capacity, and when (Unix time) it was last seen."""
+    """A pack of the bank: its capacity, when (Unix time) it was last seen, and what
+    recognises it under another service name (rule 16)."""
 
     installed_ah: float
     last_seen: float
+    serial: str | None = None
+    cells: int | None = None
+    name: str | None = None
+    """Its display name when it was last seen (for logs and ``aggbatt forget``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,4 +37,5 @@ class State:
     feed_in_original: int | None = None
     """The user's /Settings/CGwacs/OvervoltageFeedIn while we hold it at 0; None otherwise."""
     packs: Mapping[str, KnownPack] = field(default_factory=dict)
-    """Packs seen recently, so a restart with one missing still scales the limits (rule 8)."""
+    """The bank's packs until forgotten, so a restart with one missing still stops charging
+    and scales the discharge (rules 8 and 15)."""

@@ -1,82 +1,56 @@
-"""A simulated dbus-serialbattery battery: every path serialbattery publishes, live cell voltages.
+"""A simulated dbus-serialbattery service on D-Bus: the double of :mod:`aggbatt.sim.serialbattery`
+with its cells, published as the released driver publishes it.
 
-The cell model is small but physical enough for the demo and the end-to-end tests: each cell
-has its own state of charge (an imbalance), an LFP open-circuit curve, and an internal
-resistance, so cell voltages rise with charge current and the top cell peaks first near full.
-Faults can be injected: a cell offset (a peaking or sagging cell), BMS charge/discharge blocks,
-a value forced onto any path (None, NaN, a string ...), and leaving the bus.
+It registers as ``setup_vedbus`` does (every path, ``/State 0``, both flags 0, voltage,
+current and SoC None), then each poll of the driver publishes what changed, path by path (one
+PropertiesChanged each, as velib sends for ``service[path] = v``); no path is ever added or
+removed. A driver that exits leaves the bus, and daemontools' restart brings it back 16 s later
+if its BMS answers. Faults: a cell offset (a peaking or sagging cell), a FET forced open
+(``block_charge``), the BMS link lost (``link_up``), a value forced onto any path (None, NaN, a
+string ...), and the process killed (:meth:`stop`).
 """
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field
+import asyncio
 from typing import Any
 
+from aggbatt.sim.bank.cells import Cell, Pack
 from aggbatt.sim.device import SimDevice
+from aggbatt.sim.serialbattery import (
+    PRODUCT_ID,
+    Board,
+    BoardSettings,
+    DriverConfig,
+    SerialBatteryPack,
+)
+from aggbatt.venus.service import VeService
 from aggbatt.venus.wire import Value
 
-# LFP open-circuit voltage per cell over state of charge (0..1).
-LFP_OCV: tuple[tuple[float, float], ...] = (
-    (0.00, 2.80), (0.05, 3.10), (0.10, 3.20), (0.20, 3.25), (0.40, 3.28), (0.60, 3.30),
-    (0.80, 3.32), (0.90, 3.34), (0.95, 3.36), (0.98, 3.40), (1.00, 3.55),
-)  # fmt: skip
-_OCV_SOC = [p[0] for p in LFP_OCV]
 
-ALARM_PATHS = (
-    "LowVoltage", "HighVoltage", "LowCellVoltage", "HighCellVoltage", "LowSoc",
-    "HighChargeCurrent", "HighDischargeCurrent", "HighCurrent", "CellImbalance",
-    "HighChargeTemperature", "LowChargeTemperature", "HighTemperature", "LowTemperature",
-    "HighInternalTemperature", "FuseBlown", "BmsCable",
-)  # fmt: skip
-
-
-def lfp_ocv(soc: float) -> float:
-    """Open-circuit cell voltage at a state of charge, linear between the table's points."""
-    soc = min(max(soc, 0.0), 1.0)
-    i = bisect.bisect_right(_OCV_SOC, soc)
-    if i >= len(LFP_OCV):
-        return LFP_OCV[-1][1]
-    (s0, v0), (s1, v1) = LFP_OCV[i - 1], LFP_OCV[i]
-    return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
-
-
-@dataclass
-class CellModel:
-    """Cells of one battery: per-cell SoC around the battery's, plus injected offsets."""
-
-    cells: int = 16
-    capacity_ah: float = 280.0
-    soc: float = 0.6
-    resistance_ohm: float = 0.0004
-    imbalance: list[float] = field(default_factory=list)
-    offset_v: list[float] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not self.imbalance:
-            # a deterministic spread of +-1 % SoC, the last cell highest
-            n = self.cells
-            self.imbalance = [0.01 * ((i * 7) % n - n / 2) / n for i in range(n)]
-            self.imbalance[-1] = 0.012
-        if not self.offset_v:
-            self.offset_v = [0.0] * self.cells
-
-    def step(self, current_a: float, dt_s: float) -> None:
-        self.soc = min(max(self.soc + current_a * dt_s / 3600.0 / self.capacity_ah, 0.0), 1.0)
-
-    def voltages(self, current_a: float) -> list[float]:
-        drop = current_a * self.resistance_ohm
-        return [
-            round(lfp_ocv(self.soc + self.imbalance[i]) + drop + self.offset_v[i], 3)
-            for i in range(self.cells)
-        ]
+def even_pack(
+    name: str,
+    cells: int = 16,
+    capacity_ah: float = 280.0,
+    soc: float = 0.6,
+    temperature_c: float = 22.0,
+) -> Pack:
+    """A pack of equal cells with a small, fixed imbalance (+-0.5 % SoC, the last cell the
+    fullest), so the same cell peaks first in every run."""
+    n = cells
+    spread = [0.01 * ((i * 7) % n - n / 2) / n for i in range(n)]
+    spread[-1] = 0.012
+    made = [
+        Cell(capacity_ah, min(max(soc + d, 0.0), 1.0), r_ohm=0.0004, self_discharge_per_day=0.0)
+        for d in spread
+    ]
+    return Pack(name, made, wiring_ohm=0.0, temperature_c=temperature_c)
 
 
 class SimSerialBattery(SimDevice):
-    """``com.victronenergy.battery.ttyUSBn`` as published by dbus-serialbattery."""
+    """``com.victronenergy.battery.<port>`` as dbus-serialbattery publishes it."""
 
-    product_id = 0xBA77
-    connection = "Serial /dev/ttyUSB0"
+    product_id = PRODUCT_ID
 
     def __init__(
         self,
@@ -88,128 +62,174 @@ class SimSerialBattery(SimDevice):
         soc: float = 0.6,
         serial: str | None = None,
         custom_name: str = "",
-        bms: str = "JKBMS",
+        bms: str = "Jkbms",
         temperature_c: float = 22.0,
         per_path: bool = True,
+        config: DriverConfig | None = None,
+        board: BoardSettings | None = None,
     ) -> None:
         super().__init__(f"com.victronenergy.battery.{port}", device_instance, per_path=per_path)
-        self.product_name = f"SerialBattery({bms})"
+        if serial is None and bms == "Jkbms":
+            serial = f"SIM{device_instance:04d}{port.upper()}"  # a JK's own serial: unique
+        self.sbp = SerialBatteryPack(
+            even_pack(port, cells, capacity_ah, soc, temperature_c),
+            Board(board or BoardSettings()),
+            config or DriverConfig(),
+            port=port,
+            instance=device_instance,
+            bms=bms,
+            serial=serial,
+        )
+        assert self.sbp.driver is not None
+        self.product_name = self.sbp.driver.product_name
+        self.custom_name = self.sbp.custom_name = custom_name
         self.connection = f"Serial /dev/{port}"
-        self.model = CellModel(cells=cells, capacity_ah=capacity_ah, soc=soc)
-        self.serial = serial or f"SIM{device_instance:04d}{port.upper()}"
-        self.custom_name = custom_name
-        self.temperature_c = temperature_c
-        self.current_a = 0.0
-        self.block_charge = False
-        self.block_discharge = False
-        self.forced: dict[str, Any] = {}
-        """Values that override the model on the next updates (fault injection)."""
+        self.now = 0.0
+        """The double's clock: seconds advanced by :meth:`step`."""
+        self._bus_choice: str | None = None
+        self._moving: asyncio.Task[None] | None = None
 
-    # --- what serialbattery publishes ------------------------------------------------------
+    # --- the pack, its board and its driver ----------------------------------------------------
+
+    @property
+    def pack(self) -> Pack:
+        return self.sbp.pack
+
+    @property
+    def current_a(self) -> float:
+        return self.pack.current_a
+
+    @current_a.setter
+    def current_a(self, value: float) -> None:
+        self.pack.current_a = value
+
+    @property
+    def temperature_c(self) -> float:
+        return self.pack.temperature_c
+
+    @temperature_c.setter
+    def temperature_c(self, value: float) -> None:
+        self.pack.temperature_c = value
+
+    @property
+    def block_charge(self) -> bool:
+        return self.sbp.board.charge_off
+
+    @block_charge.setter
+    def block_charge(self, value: bool) -> None:
+        self.sbp.board.charge_off = value
+
+    @property
+    def block_discharge(self) -> bool:
+        return self.sbp.board.discharge_off
+
+    @block_discharge.setter
+    def block_discharge(self, value: bool) -> None:
+        self.sbp.board.discharge_off = value
+
+    @property
+    def link_up(self) -> bool:
+        return self.sbp.board.link_up
+
+    @link_up.setter
+    def link_up(self, value: bool) -> None:
+        self.sbp.board.link_up = value
+
+    @property
+    def forced(self) -> dict[str, Any]:
+        return self.sbp.forced
+
+    def cell_voltages(self) -> list[float]:
+        """What the board measures now, C1 first."""
+        return [round(v, 3) for v in self.pack.cell_voltages()]
+
+    # --- on the bus -----------------------------------------------------------------------------
+
+    def mandatory_paths(self) -> dict[str, Value]:
+        return {}
 
     def initial_paths(self) -> dict[str, Value]:
-        paths: dict[str, Value] = {
-            "/CustomName": self.custom_name,
-            "/Serial": self.serial,
-            "/State": 9,
-            "/Mode": 3,
-            "/ErrorCode": 0,
-            "/Soh": 100.0,
-            "/InstalledCapacity": self.model.capacity_ah,
-            "/History/ChargeCycles": 12,
-            "/History/MinimumVoltage": None,
-            "/History/MaximumVoltage": None,
-            "/Info/BatteryLowVoltage": round(2.9 * self.model.cells, 2),
-            "/Info/MaxChargeCellVoltage": 3.45,
-            "/Info/ChargeMode": "Bulk",
-            "/Info/ChargeModeDebug": "",
-            "/Info/ChargeLimitation": "",
-            "/Info/DischargeLimitation": "",
-            "/Info/ChargeRequest": 0,
-            "/System/NrOfCellsPerBattery": self.model.cells,
-            "/System/NrOfModulesOnline": 1,
-            "/System/NrOfModulesOffline": 0,
-            "/System/MOSTemperature": self.temperature_c + 3,
-            "/System/Temperature1": self.temperature_c,
-            "/System/Temperature2": self.temperature_c + 0.5,
-            "/Io/ForceChargingOff": 0,
-            "/Io/ForceDischargingOff": 0,
-            "/Io/TurnBalancingOff": 0,
-            "/TimeToSoC/100": None,
-        }
-        paths.update({f"/Alarms/{name}": 0 for name in ALARM_PATHS})
-        paths.update({f"/Balances/Cell{i + 1}": 0 for i in range(self.model.cells)})
-        paths.update(self.live_values())
-        return paths
+        return self.sbp.values(self.now) or {}
 
-    def live_values(self) -> dict[str, Value]:
-        """Every value that changes with the cells, as serialbattery computes it each poll."""
-        model = self.model
-        cells = model.voltages(self.current_a)
-        vsum = round(sum(cells), 3)
-        vmin, vmax = min(cells), max(cells)
-        soc = round(model.soc * 100.0, 1)
-        remaining = round(model.capacity_ah * model.soc, 2)
-        temp = self.temperature_c
-        values: dict[str, Value] = {
-            "/Dc/0/Voltage": round(vsum, 2),
-            "/Dc/0/Current": round(self.current_a, 2),
-            "/Dc/0/Power": round(vsum * self.current_a, 1),
-            "/Dc/0/Temperature": temp,
-            "/Soc": soc,
-            "/Capacity": remaining,
-            "/ConsumedAmphours": round(remaining - model.capacity_ah, 2),
-            "/TimeToGo": (
-                round(remaining / -self.current_a * 3600) if self.current_a < -0.5 else None
-            ),
-            "/Voltages/Sum": vsum,
-            "/Voltages/Diff": round(vmax - vmin, 3),
-            "/System/MinCellVoltage": vmin,
-            "/System/MaxCellVoltage": vmax,
-            "/System/MinVoltageCellId": f"C{cells.index(vmin) + 1}",
-            "/System/MaxVoltageCellId": f"C{cells.index(vmax) + 1}",
-            "/System/MinCellTemperature": temp,
-            "/System/MaxCellTemperature": temp + 0.5,
-            "/System/MinTemperatureCellId": "T1",
-            "/System/MaxTemperatureCellId": "T2",
-            "/System/NrOfModulesBlockingCharge": int(self.block_charge),
-            "/System/NrOfModulesBlockingDischarge": int(self.block_discharge),
-            "/Io/AllowToCharge": int(not self.block_charge),
-            "/Io/AllowToDischarge": int(not self.block_discharge),
-            "/Io/AllowToBalance": 1,
-            "/Balancing": 0,
-            "/Info/MaxChargeVoltage": round(3.45 * model.cells, 2),
-            "/Info/MaxChargeCurrent": 0.0 if self.block_charge else 100.0,
-            "/Info/MaxDischargeCurrent": 0.0 if self.block_discharge else 150.0,
-            "/Alarms/HighCellVoltage": 2 if vmax >= 3.65 else (1 if vmax >= 3.6 else 0),
-            "/Alarms/LowCellVoltage": 2 if vmin <= 2.8 else (1 if vmin <= 2.9 else 0),
-        }
-        for i, v in enumerate(cells):
-            values[f"/Voltages/Cell{i + 1}"] = v
-        values.update(self.forced)
-        return values
+    def writable_paths(self) -> frozenset[str]:
+        return frozenset({"/CustomName"})
 
-    # --- driving it -------------------------------------------------------------------------
+    async def start(self, bus_choice: str | None = None, *, poll: bool = True) -> VeService:
+        """Register as setup_vedbus does; ``poll``: run the first poll at once (the driver
+        polls one interval after registering, which tests would otherwise wait out)."""
+        self._bus_choice = bus_choice
+        if self.sbp.driver is None:
+            self.sbp.driver = self.sbp.new_driver(self.now)
+        service = await super().start(bus_choice)
+        if poll:
+            self.sbp.first_poll(self.now)
+            self.republish()
+        return service
 
     def step(self, dt_s: float) -> int:
-        """Advance the cells by ``dt_s`` at the present current and publish what changed."""
-        self.model.step(self.current_a, dt_s)
-        return self.update(self.live_values())
+        """Advance the cells and the clock by ``dt_s``; the driver polls when it is due.
+        Returns how many paths changed on the bus."""
+        self.now += dt_s
+        self.pack.step(dt_s)
+        return self._advance()
+
+    def poll(self) -> int:
+        """One poll of the driver now (the board's new state published at once)."""
+        self.sbp.first_poll(self.now)
+        return self._after_poll()
+
+    def _advance(self) -> int:
+        self.sbp.step(self.now)
+        return self._after_poll()
+
+    def _after_poll(self) -> int:
+        running = self.sbp.driver is not None
+        if self.service is not None and not running:  # the driver exited: it leaves the bus
+            self._moving = asyncio.ensure_future(self._leave())
+            return 0
+        if self.service is None and running and self._moving is None:
+            self._moving = asyncio.ensure_future(self._return())
+            return 0
+        return self.republish()
+
+    async def _leave(self) -> None:
+        await SimDevice.stop(self)
+        self._moving = None
+
+    async def _return(self) -> None:
+        await SimDevice.start(self, self._bus_choice)
+        self._moving = None
+
+    async def settled(self) -> None:
+        """Wait until an exit or a restart started by :meth:`step` is done on the bus."""
+        while self._moving is not None:
+            await asyncio.shield(self._moving)
+
+    def republish(self) -> int:
+        """Publish what the driver holds now (forced values included), what changed."""
+        values = self.sbp.values(self.now)
+        return self.update(values) if values is not None else 0
+
+    async def stop(self) -> None:
+        """The driver's process killed: it leaves the bus at once, invalidating nothing."""
+        await self.settled()
+        await super().stop()
 
     def set_cell_offset(self, cell: int, volts: float) -> int:
-        """Push cell ``cell`` (1-based) up or down by ``volts`` and publish at once."""
-        self.model.offset_v[cell - 1] = volts
-        return self.update(self.live_values())
+        """Push cell ``cell`` (1-based) up or down by ``volts``; the driver polls at once."""
+        if not self.pack.offset_v:
+            self.pack.offset_v = [0.0] * len(self.pack.cells)
+        self.pack.offset_v[cell - 1] = volts
+        return self.poll()
 
     def force(self, path: str, value: Any) -> int:
         """Publish a (possibly invalid) value on a path until :meth:`unforce`."""
         self.forced[path] = value
-        assert self.service is not None
-        return self.update({path: value}) if path in self.service else 0
+        return self.update({path: value}) if self.service and path in self.service else 0
 
     def unforce(self, path: str | None = None) -> int:
         if path is None:
             self.forced.clear()
         else:
             self.forced.pop(path, None)
-        return self.update(self.live_values())
+        return self.republish()

@@ -66,7 +66,7 @@ class SimulatedSystem:
 
     def bank_voltage(self) -> float:
         online = [b for b in self.batteries if b.service is not None] or self.batteries
-        return sum(sum(b.model.voltages(b.current_a)) for b in online) / len(online)
+        return sum(sum(b.pack.cell_voltages()) for b in online) / len(online)
 
     def step(self, dt_s: float, charge_limit_a: float = math.inf) -> None:
         """Advance by ``dt_s`` seconds and publish every device's new values.
@@ -78,11 +78,11 @@ class SimulatedSystem:
         voltage = self.bank_voltage()
         self.mppt.set(solar, voltage)
         self.vebus.set(-self.spec.load_a, voltage)
-        online = [b for b in self.batteries if b.service is not None]
-        total = sum(b.model.capacity_ah for b in online) or 1.0
+        wired = self.batteries  # a pack whose BMS link is lost is still wired in
+        total = sum(b.pack.capacity_ah for b in wired) or 1.0
         bank = solar - self.spec.load_a
-        for battery in online:
-            battery.current_a = bank * battery.model.capacity_ah / total
+        for battery in wired:
+            battery.current_a = bank * battery.pack.capacity_ah / total
             battery.step(dt_s)
 
     async def stop(self) -> None:

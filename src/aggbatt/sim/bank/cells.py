@@ -10,11 +10,12 @@ FET for a direction carries no current in that direction.
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from aggbatt.core.curve import interpolate
 
 Chemistry = Literal["LFP", "LTO"]
 
@@ -35,18 +36,12 @@ OCV: dict[str, tuple[tuple[float, float], ...]] = {
 COULOMBIC_EFFICIENCY = 0.99
 """Charge that a cell stores of the charge that flows in (LFP: 0.99 and better)."""
 
-_SOCS = {chem: [p[0] for p in table] for chem, table in OCV.items()}
+_CURVES = {chem: ([p[0] for p in table], [p[1] for p in table]) for chem, table in OCV.items()}
 
 
 def ocv(chemistry: str, soc: float) -> float:
-    """Open-circuit cell voltage at a state of charge (clamped to 0..1)."""
-    table = OCV[chemistry]
-    soc = min(max(soc, 0.0), 1.0)
-    i = bisect.bisect_right(_SOCS[chemistry], soc)
-    if i >= len(table):
-        return table[-1][1]
-    (s0, v0), (s1, v1) = table[i - 1], table[i]
-    return v0 + (v1 - v0) * (soc - s0) / (s1 - s0)
+    """Open-circuit cell voltage at a state of charge (flat beyond 0 and 1)."""
+    return interpolate(soc, *_CURVES[chemistry])
 
 
 @dataclass
@@ -70,7 +65,10 @@ class Pack:
     charge_fet: bool = True
     discharge_fet: bool = True
     current_a: float = 0.0
+    offset_v: list[float] = field(default_factory=list)
+    """Added to each cell's voltage: a fault injected (a cell peaking or sagging)."""
     _ocv: list[float] | None = field(default=None, repr=False)
+    _capacity: float | None = field(default=None, repr=False)
     """Each cell's open-circuit voltage, kept until the cells' charge changes."""
 
     def cell_ocv(self) -> list[float]:
@@ -80,7 +78,10 @@ class Pack:
 
     @property
     def capacity_ah(self) -> float:
-        return min(c.capacity_ah for c in self.cells)
+        """The weakest cell's (cells keep their capacity: computed once)."""
+        if self._capacity is None:
+            self._capacity = min(c.capacity_ah for c in self.cells)
+        return self._capacity
 
     @property
     def resistance(self) -> float:
@@ -91,11 +92,18 @@ class Pack:
 
     def cell_voltages(self) -> list[float]:
         i = self.current_a
-        return [v + i * c.r_ohm for v, c in zip(self.cell_ocv(), self.cells, strict=True)]
+        volts = [v + i * c.r_ohm for v, c in zip(self.cell_ocv(), self.cells, strict=True)]
+        if self.offset_v:
+            volts = [v + o for v, o in zip(volts, self.offset_v, strict=False)]
+        return volts
 
     def true_soc(self) -> float:
         """The pack's usable charge: its emptiest cell's, relative to the weakest capacity."""
         return min(c.soc * c.capacity_ah for c in self.cells) / self.capacity_ah
+
+    def mean_soc(self) -> float:
+        """What the BMS's own counter of the pack current shows: the cells' mean charge."""
+        return sum(c.soc * c.capacity_ah for c in self.cells) / self.capacity_ah / len(self.cells)
 
     def fullest_soc(self) -> float:
         """Its fullest cell's charge on the same scale: with the emptiest cell's, the band in

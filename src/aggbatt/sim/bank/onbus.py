@@ -33,28 +33,26 @@ T = TypeVar("T")
 
 
 class PackDevice(SimDevice):
-    """A simulated pack's serialbattery service, publishing whatever its BMS model holds."""
+    """A simulated pack's serialbattery service: it registers every path its driver holds
+    (the double's, :mod:`aggbatt.sim.serialbattery`, identity paths included) and then
+    publishes what changed, path by path, as velib does for the driver; no path is ever added
+    or removed."""
 
-    product_name = "SerialBattery(sim)"
-    product_id = 0xBA77
-
-    def __init__(self, name: str, instance: int, values: Mapping[str, Any]) -> None:
-        super().__init__(name, instance)
+    def __init__(self, name: str, values: Mapping[str, Any]) -> None:
+        instance = values.get("/DeviceInstance")
+        super().__init__(name, instance if isinstance(instance, int) else 1, per_path=True)
         self.values = dict(values)
 
+    def mandatory_paths(self) -> dict[str, Value]:
+        return {}
+
     def initial_paths(self) -> dict[str, Value]:
-        return {"/Serial": self.name.rsplit(".", 1)[-1], "/CustomName": "", **self.values}
+        return dict(self.values)
 
     def push(self, values: Mapping[str, Any]) -> None:
         assert self.service is not None
-        new = {p: v for p, v in values.items() if p not in self.values}
-        gone = set(self.values) - set(values)
-        if new:
-            self.service.add_paths(new)
-        if gone:
-            self.service.remove_paths(gone)
-        self.values = dict(values)
-        self.service.publish({p: v for p, v in values.items() if p not in new})
+        service = self.service
+        self.update({p: v for p, v in values.items() if p in service})
 
 
 class BusController:
@@ -94,7 +92,7 @@ class BusController:
         for key, values in snapshots.items():
             device = self._devices.get(key)
             if device is None:
-                device = PackDevice(key, len(self._devices) + 1, values)
+                device = PackDevice(key, values)
                 await device.start(address)
                 self._devices[key] = device
             else:

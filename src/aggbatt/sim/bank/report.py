@@ -18,6 +18,8 @@ CHECKS = (
     "SoC within 2 points of the truth",
     "a due balancing completes",
     "feed-in restored after every episode",
+    "no pack charged unseen",
+    "charging never stopped for nothing",
 )
 
 
@@ -33,7 +35,7 @@ def table(results: Sequence[Result], titles: dict[str, str]) -> str:
     by = {(r.scenario, r.controller): r for r in results}
     scenarios = list(dict.fromkeys(r.scenario for r in results))
     short = ["cut-offs", "pack ≤ BMS limit", "no charge < 0 °C", "SoC ±2", "balancing ends",
-             "feed-in restored"]  # fmt: skip
+             "feed-in restored", "none charged unseen", "no needless stop"]  # fmt: skip
     head = "| scenario | days | " + " | ".join(short) + " | feed-in writes/day |"
     lines = [head, "|" + "---|" * (len(short) + 3)]
     for name in scenarios:

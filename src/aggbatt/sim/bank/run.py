@@ -1,11 +1,12 @@
 """The closed loop: bank, BMSes, a controller and Venus, stepped at simulated time.
 
-Each step: scheduled events act on the world; each BMS opens or closes its FETs; the
-controller decides from what the BMSes publish; the feed-in setting follows its decision (the
-user's value is on); DVCC turns the limits, the sun and the loads into a bank current; the bank
-shares it between its packs; the invariants are checked. Steps are 30 s, 10 s while the bank
-is near its CVL or discharging hard, and 2 s while a cell is near a BMS cut-off, so a simulated
-week takes seconds.
+Each step: scheduled events act on the world; each pack's board opens or closes its FETs and
+its serialbattery driver polls (:mod:`aggbatt.sim.serialbattery`, the one double of the
+driver); the controller decides from what the drivers publish; the feed-in setting follows its
+decision (the user's value is on); DVCC turns the limits, the sun and the loads into a bank
+current; the bank shares it between its packs; the invariants are checked. Steps are 30 s,
+10 s while the bank is near its CVL or discharging hard, and 2 s while a cell is near a BMS
+cut-off or a BMS is not answering, so a simulated week takes seconds.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from aggbatt.core.safety import FEED_IN_MARGIN, configured_max
-from aggbatt.sim.bank.bms import SimBms
+from aggbatt.core.safety import FEED_IN_MARGIN
 from aggbatt.sim.bank.cells import Bank
 from aggbatt.sim.bank.controllers import Controller, Decision, ReferenceController
 from aggbatt.sim.bank.venus import SolarSite, battery_current
+from aggbatt.sim.serialbattery import SerialBatteryPack
 
 SAMPLE_S = 120.0
 """The trace keeps one sample every this many simulated seconds."""
@@ -31,19 +32,29 @@ SOC_TOLERANCE = 2.0
 """Points between the published and the true SoC after the first full charge."""
 FEED_IN_IDLE_S = 3600.0
 """Feed-in may stay off this long after the last limit and cut are gone, not longer."""
+UNSEEN_CHARGE_S = 30.0
+"""A pack whose BMS does not answer may be charged this long (the driver needs 10 s to say
+so, the controller a cycle), not longer."""
+STOPPED_FOR_NOTHING_S = 3600.0
+"""Charging may be stopped this long while nothing is wrong, not longer (the cost side)."""
 
 
 @dataclass
 class World:
     bank: Bank
-    bms: list[SimBms]
+    packs: list[SerialBatteryPack]
+    """Each pack's board and serialbattery driver (``bank.packs`` are their cells)."""
     site: SolarSite
     ambient: Callable[[float], float] | None = None
     """Cell temperature over time (°C), for every pack not pinned."""
+    warmer_c: tuple[float, ...] = ()
+    """Added to the ambient per pack (pack 1 first): packs in colder or warmer places."""
     wall_offset_s: float = 0.0
     """Added to the wall clock (a clock set a year ahead, and back)."""
     restart: bool = False
     """Set by an event: the controller restarts (state through the state file)."""
+    clock: float = 0.0
+    """Simulated seconds since the start (set by :func:`run` each step, read by events)."""
 
 
 @dataclass(frozen=True)
@@ -125,17 +136,22 @@ def run(
         "SoC within 2 points of the truth": Check(),
         "a due balancing completes": Check(applies=controller.name == "aggbatt"),
         "feed-in restored after every episode": Check(),
+        "no pack charged unseen": Check(),
+        "charging never stopped for nothing": Check(),
     }
     trace, log = Trace(), []
-    over_s = {b.pack.name: 0.0 for b in world.bms}
+    over_s = {b.pack.name: 0.0 for b in world.packs}
+    unseen_since: dict[str, float | None] = {b.pack.name: None for b in world.packs}
+    stopped_s = 0.0
     feed_in_on, writes, full_once = feed_in_user, 0, False
     step_s = 30.0
     idle_off_s = 0.0
     max_charge, max_cell_v, diff_goal = _configured(controller)
     next_sample, t = 0.0, 0.0
     decision: Decision | None = None
-    s0 = world.bms[0].settings
+    s0 = world.packs[0].board.settings
     while t < end:
+        world.clock = t
         while pending and pending[0].at_s <= t:
             event = pending.pop(0)
             event.act(world)
@@ -144,13 +160,15 @@ def run(
             controller.restart()
             world.restart = False
         if world.ambient is not None:
-            for p in bank.packs:
-                p.temperature_c = world.ambient(t)
-        for bms in world.bms:
-            bms.update()
-        snaps = {
-            f"com.victronenergy.battery.{b.pack.name}": b.values() for b in world.bms if b.on_bus
-        }
+            for i, p in enumerate(bank.packs):
+                extra = world.warmer_c[i] if i < len(world.warmer_c) else 0.0
+                p.temperature_c = world.ambient(t) + extra
+        snaps: dict[str, dict[str, object]] = {}
+        for sbp in world.packs:
+            sbp.step(t)
+            values = sbp.values(t)
+            if values is not None:
+                snaps[sbp.service] = values
         wall = wall0 + t + world.wall_offset_s
         decision = controller.decide(snaps, t, wall, _month(wall))
         if decision.event:
@@ -162,6 +180,8 @@ def run(
         current = battery_current(bank, decision.limits, feed_in_on, site, t)
         volts = bank.share(current)
         hot = _check_step(world, checks, over_s, t, step_s)
+        hot = _check_unseen(world, checks, unseen_since, t) or hot
+        stopped_s = _check_stopped(world, decision, checks, stopped_s, t, step_s)
         true_soc, fullest = bank.true_soc(), bank.fullest_soc()
         full_once = full_once or true_soc >= 99.0
         soc = decision.soc
@@ -195,7 +215,7 @@ def run(
         t += step_s
     return Result(
         scenario, controller.name, days, checks, trace, log, writes,
-        sum(b.disconnects for b in world.bms), (s0.cell_under_v, s0.cell_over_v),
+        sum(b.board.disconnects for b in world.packs), (s0.cell_under_v, s0.cell_over_v),
     )  # fmt: skip
 
 
@@ -204,7 +224,9 @@ def _configured(controller: Controller) -> tuple[float, float, float]:
     config = getattr(controller, "config", None)
     if config is not None:
         own = config.control.own
-        return configured_max(config), own.max_cell_voltage, own.cell_diff_goal
+        last = getattr(controller, "last", None)
+        top = last.limits.maximum if last is not None else float("inf")
+        return top, own.max_cell_voltage, own.cell_diff_goal
     ref = cast(ReferenceController, controller)
     return ref.max_charge_a, ref.max_v, ref.cell_diff_max
 
@@ -238,8 +260,8 @@ def _check_step(
 ) -> bool:
     """The per-step invariants; returns whether the next step must be short."""
     hot = False
-    for bms in world.bms:
-        p, s = bms.pack, bms.settings
+    for sbp in world.packs:
+        p, s = sbp.pack, sbp.board.settings
         cells = p.cell_voltages()
         hi, lo = max(cells), min(cells)
         if hi >= s.cell_over_v or lo <= s.cell_under_v:
@@ -248,7 +270,7 @@ def _check_step(
             )
         if hi > s.cell_over_v - 0.1 or lo < s.cell_under_v + 0.3:
             hot = True
-        limit = bms.ccl() if p.current_a > 0 else bms.dcl()
+        limit = sbp.ccl() if p.current_a > 0 else sbp.dcl()
         factor, extra = OVER_LIMIT_MARGIN
         if abs(p.current_a) > limit * factor + extra:
             over_s[p.name] += dt_s
@@ -267,18 +289,75 @@ def _check_step(
     return hot
 
 
+def _unseen(sbp: SerialBatteryPack) -> bool:
+    """Its BMS does not answer, or no driver publishes it: the controller cannot see it."""
+    return not sbp.board.link_up or sbp.driver is None
+
+
+def _check_unseen(
+    world: World, checks: dict[str, Check], since: dict[str, float | None], t: float
+) -> bool:
+    """Rule 15's invariant: no pack charged for long while it is not seen; returns whether a
+    pack is unseen (the next steps are short then)."""
+    any_unseen = False
+    for sbp in world.packs:
+        p = sbp.pack
+        unseen = _unseen(sbp)
+        any_unseen = any_unseen or unseen
+        if not (unseen and p.current_a > 0.5):
+            since[p.name] = None
+            continue
+        start = since[p.name]
+        if start is None:
+            since[p.name] = t
+        elif t - start > UNSEEN_CHARGE_S:
+            checks["no pack charged unseen"].fail(
+                f"{p.name} charged at {p.current_a:.0f} A while its BMS was not seen, at "
+                f"{t / 3600:.1f} h"
+            )
+    return any_unseen
+
+
+def _check_stopped(
+    world: World, d: Decision, checks: dict[str, Check], stopped_s: float, t: float, dt_s: float
+) -> float:
+    """The cost side: charging stopped (CCL 0 or not allowed) for over an hour although every
+    pack is seen, none is near a limit, cold, or blocked, and the bank is not full."""
+    stopped = not d.limits.present or not d.limits.allow_charge or d.limits.ccl <= 0.0
+    nothing_wrong = all(
+        not _unseen(sbp)
+        and not sbp.forced
+        and not sbp.board.dead_sensors
+        and sbp.pack.charge_fet
+        and sbp.ccl() > 0.0
+        and sbp.pack.temperature_c > 5.0
+        and max(sbp.pack.cell_voltages()) < sbp.config.max_cell_v
+        for sbp in world.packs
+    )
+    full = world.bank.true_soc() >= 95.0
+    if not (stopped and nothing_wrong and not full):
+        return 0.0
+    stopped_s += dt_s
+    if stopped_s > STOPPED_FOR_NOTHING_S:
+        checks["charging never stopped for nothing"].fail(
+            f"charging stopped for over an hour with every pack seen and well, at "
+            f"{t / 3600:.1f} h ({d.reason})"
+        )
+    return stopped_s
+
+
 def _sample(
     trace: Trace, world: World, t: float, d: Decision, volts: float, current: float,
     true_soc: float, feed_in: bool,
 ) -> None:  # fmt: skip
     trace.t.append(t)
-    for bms in world.bms:
-        p = bms.pack
+    for sbp in world.packs:
+        p = sbp.pack
         cells = p.cell_voltages()
         trace.cell_max.setdefault(p.name, []).append(max(cells))
         trace.cell_min.setdefault(p.name, []).append(min(cells))
         trace.pack_current.setdefault(p.name, []).append(p.current_a)
-        trace.pack_ccl.setdefault(p.name, []).append(bms.ccl())
+        trace.pack_ccl.setdefault(p.name, []).append(sbp.ccl())
     trace.bank_current.append(current)
     trace.bank_voltage.append(volts)
     trace.cvl.append(d.limits.cvl)

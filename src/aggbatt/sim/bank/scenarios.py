@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggbatt.config import Config, validate_config
-from aggbatt.sim.bank.bms import REMOVED, BmsSettings, SimBms
 from aggbatt.sim.bank.cells import COULOMBIC_EFFICIENCY, Bank, make_pack
 from aggbatt.sim.bank.controllers import AggbattController, Controller, ReferenceController
 from aggbatt.sim.bank.run import Event, Result, World, run
 from aggbatt.sim.bank.venus import SolarSite, Weather
+from aggbatt.sim.serialbattery import (
+    Board,
+    BoardSettings,
+    DriverConfig,
+    SerialBatteryPack,
+)
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -30,23 +35,33 @@ def make_bank(
     soc: float = 0.5,
     *,
     resistance: tuple[float, ...] = (),
-    bms: BmsSettings | None = None,
+    board: BoardSettings | None = None,
+    driver: DriverConfig | None = None,
     spread: float = 0.03,
-) -> tuple[Bank, list[SimBms]]:
-    """A bank in one line: ``packs`` x ``cells`` LFP cells with their BMSes."""
+    soc_step: float = 0.02,
+) -> tuple[Bank, list[SerialBatteryPack]]:
+    """A bank in one line: ``packs`` x ``cells`` LFP cells, each with its BMS board and its
+    serialbattery driver (the driver's defaults unless ``driver`` says otherwise)."""
     made = [
         make_pack(
             f"pack{i + 1}",
             cells,
             capacity_ah,
-            soc + 0.02 * i,
+            soc + soc_step * i,
             spread=spread,
             seed=i + 1,
             resistance_factor=resistance[i] if i < len(resistance) else 1.0,
         )
         for i in range(packs)
     ]
-    return Bank(made), [SimBms(p, bms or BmsSettings()) for p in made]
+    batteries = [
+        SerialBatteryPack(
+            p, Board(board or BoardSettings()), driver or DriverConfig(), port=p.name,
+            instance=i + 1,
+        )
+        for i, p in enumerate(made)
+    ]  # fmt: skip
+    return Bank(made), batteries
 
 
 def world(
@@ -54,25 +69,22 @@ def world(
     weather: Weather = "clear",
     peak_w: float = 12000.0,
     ambient: Callable[[float], float] | None = None,
+    warmer_c: tuple[float, ...] = (),
     **bank: Any,
 ) -> World:
     b, bmses = make_bank(packs, **bank)
-    return World(b, bmses, SolarSite(peak_w=peak_w, weather=weather), ambient)
+    site = SolarSite(peak_w=peak_w, weather=weather)
+    return World(b, bmses, site, ambient, warmer_c=warmer_c)
 
 
 def aggbatt_config(packs: int, **own: Any) -> Config:
-    """aggbatt's defaults for the simulated bank: the own SoC, the packs' BMS maxima."""
+    """aggbatt's defaults for the simulated bank, with the own SoC (the maximum currents are
+    the packs' rating: serialbattery's 50 A and 60 A each)."""
     return validate_config(
         {
             "batteries": {"expected": packs},
             "soc": {"own": True, "efficiency": COULOMBIC_EFFICIENCY},
-            "control": {
-                "own": {
-                    "max_charge_current": 150.0 * packs,
-                    "max_discharge_current": 200.0 * packs,
-                    **own,
-                }
-            },
+            "control": {"own": own},
             "daemon": {"log_period": 0},
         }
     )
@@ -99,8 +111,8 @@ class Scenario:
             ReferenceController(
                 cells=16,
                 expected=self.packs,
-                max_charge_a=150.0 * self.packs,
-                max_discharge_a=200.0 * self.packs,
+                max_charge_a=50.0 * self.packs,
+                max_discharge_a=60.0 * self.packs,
             ),
         ]
 
@@ -122,22 +134,23 @@ def _cold_morning(t: float) -> float:
     return 2.0 - 6.0 * math.cos(2 * math.pi * (hour - 3.0) / 24.0)
 
 
-def _lose_sensor(w: World) -> None:
-    w.bms[0].forced.update({"/Dc/0/Temperature": None, "/System/MinCellTemperature": None})
+def _lose_sensors(w: World) -> None:
+    """Both of pack1's sensors: its driver averages none, so its temperatures go None."""
+    w.packs[0].board.dead_sensors = frozenset({1, 2})
 
 
 def _set_cells_15(w: World) -> None:
-    w.bms[1].forced.update({"/System/NrOfCellsPerBattery": 15, "/Voltages/Cell16": REMOVED})
+    w.packs[1].forced.update({"/System/NrOfCellsPerBattery": 15, "/Voltages/Cell16": None})
 
 
-def _all_gone(w: World) -> None:
-    for b in w.bms:
-        b.on_bus = False
+def _all_links_down(w: World) -> None:
+    for b in w.packs:
+        b.board.link_up = False
 
 
-def _all_back(w: World) -> None:
-    for b in w.bms:
-        b.on_bus = True
+def _all_links_up(w: World) -> None:
+    for b in w.packs:
+        b.board.link_up = True
 
 
 def _jump(seconds: float) -> Callable[[World], None]:
@@ -149,6 +162,26 @@ def _jump(seconds: float) -> Callable[[World], None]:
 
 def _restart(w: World) -> None:
     w.restart = True
+
+
+def _cold_night(t: float) -> float:
+    """-10 °C at 4 in the morning, +2 °C in the afternoon: an unheated shed in January."""
+    hour = (t / HOUR) % 24.0
+    return -4.0 - 6.0 * math.cos(2 * math.pi * (hour - 4.0) / 24.0)
+
+
+def _link(pack: int, up: bool) -> Callable[[World], None]:
+    def act(w: World) -> None:
+        w.packs[pack].board.link_up = up
+
+    return act
+
+
+def _replug(pack: int, port: str) -> Callable[[World], None]:
+    def act(w: World) -> None:
+        w.packs[pack].replug(port, w.clock)
+
+    return act
 
 
 JUNE = dt.datetime(2026, 6, 1)
@@ -187,7 +220,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         3,
         2,
         lambda: world(
-            2, "clear", soc=0.7, bms=BmsSettings(cell_over_v=3.47, cell_over_release_v=3.38)
+            2, "clear", soc=0.7, board=BoardSettings(cell_over_v=3.47, cell_over_release_v=3.38)
         ),
         JUNE,
         healthy=False,
@@ -201,7 +234,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         2,
         lambda: world(2, "clear", soc=0.6, ambient=_cold_morning),
         dt.datetime(2026, 3, 10),
-        events=(Event(_at(0, 12), "pack1's temperature sensor fails", _lose_sensor),),
+        events=(Event(_at(0, 12), "pack1's temperature sensors fail", _lose_sensors),),
         found="the dead sensor keeps its last limit, the other pack's sensor still counts",
     ),
     Scenario(
@@ -216,16 +249,17 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "all-packs-lost",
-        "All packs lost at noon for ten minutes",
+        "All packs' BMS links lost at noon for ten minutes",
         2,
         2,
         lambda: world(2, "clear"),
         JUNE,
         events=(
-            Event(_at(0, 12), "every pack leaves the bus", _all_gone),
-            Event(_at(0, 12.17), "every pack is back", _all_back),
+            Event(_at(0, 12), "every BMS stops answering (a USB hub)", _all_links_down),
+            Event(_at(0, 12.17), "every BMS answers again", _all_links_up),
         ),
-        found="no battery: CCL 0 with feed-in off, and the service stays on the bus",
+        found="the drivers go through serialbattery's lost phase and exit: charging stops at "
+        "once, no battery leaves CCL 0 with feed-in off, and the service stays on the bus",
     ),
     Scenario(
         "unequal-resistance",
@@ -259,6 +293,85 @@ SCENARIOS: tuple[Scenario, ...] = (
         JUNE,
         events=(Event(_at(0, 14), "the controller restarts", _restart),),
         found="after a restart in an episode the cut resumes and feed-in is restored later",
+    ),
+)
+SCENARIOS += (
+    Scenario(
+        "cold-night-standby",
+        "A winter night: one pack goes to standby at -12 °C",
+        2,
+        2,
+        lambda: world(
+            2,
+            "winter",
+            peak_w=20000.0,
+            soc=0.5,
+            ambient=_cold_night,
+            warmer_c=(-2.0, 2.0),
+            soc_step=0.0,
+        ),
+        dt.datetime(2027, 1, 10),
+        found="serialbattery publishes /State 14 with both flags 0 at -12 °C while its FETs "
+        "still conduct: the pack stays in the bank and its flags vote, so the bank neither "
+        "charges nor discharges through it (the house runs from the grid until it warms up)",
+    ),
+    Scenario(
+        "bms-link-lost-at-top",
+        "One pack's BMS link is lost for 5 minutes at the top of charge",
+        2,
+        2,
+        lambda: world(2, "clear", soc=0.55),
+        JUNE,
+        events=(
+            Event(_at(0, 10.5), "pack1's BMS stops answering", _link(0, False)),
+            Event(_at(0, 10.5 + 5 / 60), "pack1's BMS answers again", _link(0, True)),
+        ),
+        found="after 10 s its driver publishes no voltage and current, then exits (its cells "
+        "are outside 3.25-3.35 V) and comes back when the BMS answers: charging stops at once "
+        "and resumes with the pack",
+    ),
+    Scenario(
+        "driver-exits-wired-in",
+        "A pack's driver exits and its pack stays wired in for two hours",
+        2,
+        2,
+        lambda: world(2, "clear", soc=0.5, driver=DriverConfig(block_on_disconnect=True)),
+        JUNE,
+        events=(
+            Event(_at(0, 11), "pack1's BMS goes silent (BLOCK_ON_DISCONNECT)", _link(0, False)),
+            Event(_at(0, 13), "pack1's BMS answers again", _link(0, True)),
+        ),
+        found='serialbattery\'s model is "driver gone, so Venus stops": aggbatt keeps the '
+        "bank from charging the unmonitored pack until its driver is back, and discharges "
+        "within the other pack's share",
+    ),
+    Scenario(
+        "usb-replug",
+        "A USB re-plug renames a pack's port",
+        2,
+        2,
+        lambda: world(2, "clear", soc=0.5),
+        JUNE,
+        events=(Event(_at(0, 10), "pack2 is re-plugged as ttyUSB4", _replug(1, "ttyUSB4")),),
+        found="the driver comes back 17 s later as com.victronenergy.battery.ttyUSB4: the same "
+        "serial, capacity and cells, so it is the same pack; no phantom pack is left behind",
+    ),
+    Scenario(
+        "float-and-soc-reset",
+        "serialbattery's float and its SoC reset under aggbatt's own mode",
+        3,
+        2,
+        lambda: world(
+            2,
+            "clear",
+            soc=0.6,
+            spread=0.005,
+            driver=DriverConfig(max_cell_v=3.40, soc_reset_after_days=2.0),
+        ),
+        JUNE,
+        found="drivers set to MAX_CELL_VOLTAGE 3.40 V float at 3.375 V a cell after 15 min: "
+        "aggbatt keeps its own month's voltage, capped at their bulk 3.40 V; their SoC reset to "
+        "3.65 V a cell never runs under max_cell_voltage 3.45 V and is reported",
     ),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
