@@ -75,7 +75,7 @@ async def test_install_upgrade_stop_and_uninstall_under_daemontools(
     }
     env.pop("VIRTUAL_ENV", None)
     settings = await FakeLocalSettings.start(bus_address, {FEED_IN_PATH: 1})
-    pack = SimSerialBattery("ttyUSB0", 1, soc=0.5)
+    pack = SimSerialBattery("ttyUSB0", 1, soc=0.5, temperature_c=-2.0)
     await pack.start(bus_address)
     svscan = await asyncio.create_subprocess_exec(
         "svscan", str(root / "service"), env=env, start_new_session=True,
@@ -86,7 +86,7 @@ async def test_install_upgrade_stop_and_uninstall_under_daemontools(
         code, out = await script(ROOT_DIR / "install.sh", env, "--yes")
         assert code == 0, out
         await until(lambda: on_bus(bus_address), 60)  # svscan's 5 s scan, the check, the start
-        # the shipped 200 A against the pack's 100 A: a protective limit, feed-in held off
+        # the pack at -2 °C: charging stops, and only feed-in off stops the solar chargers
         await wait_until(lambda: settings[FEED_IN_PATH] == 0, timeout=10)
         config, state = (app / "config.toml").read_bytes(), app / "state" / "state.json"
         await wait_until(state.exists, timeout=10)

@@ -40,6 +40,21 @@ def test_demo_runs_and_shows_changing_decisions() -> None:
     assert proc.stderr == ""  # no warning about a state file the demo never had
 
 
+def test_a_full_bank_keeps_feed_in_on_and_every_off_says_why() -> None:
+    """Before: feed-in OFF from the start ("protective charge limit": the charge curve at 82 %
+    on a top cell of 3.37 V), although the CVL held the bank."""
+    proc = demo("--duration", "6", "--speed", "60", "--peak-at", "150")
+    assert proc.returncode == 0, proc.stderr
+    frames = re.split(r"simulated time +\d+ s", proc.stdout)[1:]
+    states = [re.search(r"feed-in (on |OFF)  (.*)", f) for f in frames]
+    assert all(states)
+    seen = [(m.group(1).strip(), m.group(2)) for m in states if m]
+    assert seen[0][0] == "on"  # the bank is full, nothing is at risk: feed-in kept
+    off = [why for state, why in seen if state == "OFF"]
+    assert off and all(why.strip() for why in off)
+    assert any("CVL cut" in why for why in off)  # the peak: feed-in off, and why
+
+
 def test_every_scripted_fault_lasts_long_enough_to_read_at_any_speed() -> None:
     """Before: at the default 60x a fault lasted 2 real seconds, and no fault was scripted
     unless asked for."""

@@ -188,6 +188,16 @@ def test_feed_in_held_by_aggbatt_is_explained() -> None:
     assert "held off by aggbatt" in text and "your value 1 is restored" in text
 
 
+def test_a_multi_rs_that_exports_means_feed_in_is_never_switched() -> None:
+    rs = {"/Ac/NoFeedInReason": 0, "/Ess/BatteryDischargeCapacity": 40.0}
+    services = {"com.victronenergy.acsystem.socketcan_can0_sys0": rs}
+    text = render(diagnose(facts(services=services, settings={FEED_IN_PATH: 1}), CONFIG))
+    assert "Multi-RS" in text and "never switches feed-in" in text
+    no_feed_in = {"com.victronenergy.acsystem.socketcan_can0_sys0": {**rs, "/Ac/NoFeedInReason": 2}}
+    text = render(diagnose(facts(services=no_feed_in, settings={FEED_IN_PATH: 1}), CONFIG))
+    assert "Multi-RS" not in text and "feed-in is on (your setting)" in text
+
+
 @contextlib.asynccontextmanager
 async def live_system(
     address: str, settings: dict[str, Any], tmp: Path, run_daemon: bool = True

@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 
 from aggbatt.config import Config, ConfigError, validate_config
 from aggbatt.core.engine import CycleResult, EngineState, initial_state, run_cycle
-from aggbatt.core.safety import Activity, Urgency
+from aggbatt.core.limits import Cause
+from aggbatt.core.safety import (
+    FEED_IN_RESTORE_AFTER_S,
+    HOLD_AT,
+    HOLD_ON,
+    HOLD_R_CELL_OHM,
+    Activity,
+    Urgency,
+)
 from aggbatt.core.stored import State
 from tests.packs import CLASSIC_OWN, lynx, pack
 
@@ -95,47 +103,128 @@ def run(steps: list[tuple[float, list[dict[str, Any]]]], cfg: Config = CONFIG) -
     "why, snapshot",
     [
         ("too cold", pack(temperature=-2.0)),
-        ("warm derating", pack(temperature=3.0)),
         ("BMS block", pk(paths={"/Io/AllowToCharge": 0})),
-        ("curve near the top", pack([3.30] * 15 + [3.38])),
-        ("pack's own BMS limit", pack(ccl=40.0)),
+        ("a cut", pack([3.30] * 15 + [3.52])),
+        ("a pack that does not match", pack([3.3] * 8)),
     ],
 )
-def test_rule1_feed_in_off_for_every_protective_ccl_in_own_mode(
+def test_rule1_feed_in_off_for_a_hard_stop_and_a_cut(why: str, snapshot: dict[str, Any]) -> None:
+    """With feed-in on DVCC honours only the CVL: a 0 A stop and a cut need feed-in off."""
+    result = cycle(snapshot)
+    assert result.limits.feed_in_off, why
+    assert result.limits.ccl.value == 0.0 or result.limits.cvl.cause is Cause.CVL_CUT, why
+
+
+@pytest.mark.parametrize(
+    "why, snapshot",
+    [
+        ("warm derating", pack(temperature=3.0, current=60.0)),
+        ("curve near the top", pack([3.30] * 15 + [3.44], current=60.0)),
+        ("pack's own BMS limit", pack(ccl=40.0, current=60.0)),
+    ],
+)
+def test_rule1_a_protective_limit_above_0_is_held_by_the_cvl_with_feed_in_on(
     why: str, snapshot: dict[str, Any]
 ) -> None:
+    """The CCL would not hold with feed-in on; the CVL does: it goes to the voltage at which
+    the bank takes 90 % of the CCL, and feed-in stays on (the surplus is exported)."""
     result = cycle(snapshot)
-    assert result.limits.ccl.value < 100.0, why
-    assert result.limits.feed_in_off, why
+    lim = result.limits
+    assert 0.0 < lim.ccl.value < 60.0 and lim.ccl.cause.protective, why
+    assert not lim.feed_in_off, why
+    assert lim.cvl.cause is Cause.CURRENT_HOLD, why
+    volts = snapshot["/Dc/0/Voltage"]
+    expected = volts - (60.0 - HOLD_AT * lim.ccl.value) * HOLD_R_CELL_OHM * 16
+    assert lim.cvl.value == pytest.approx(expected, abs=0.002), why
+    assert "holding the charge current" in lim.cvl.reason
+
+
+def test_rule1_a_bank_held_at_its_cvl_under_a_bms_taper_keeps_feed_in_on() -> None:
+    """serialbattery's taper (12.5 A a pack at 3.40 V) while the bank sits at its CVL and takes
+    less than that: feed-in on protects nothing less, switching it off only loses export."""
+    at_cvl = [3.40] * 15 + [3.41]
+    tapering = [pack(at_cvl, ccl=12.5, current=4.0), pack(at_cvl, ccl=12.5, current=4.0)]
+    result = cycle(*tapering, month=5)  # May: 3.40 V a cell
+    assert result.limits.ccl.value == pytest.approx(25.0)
+    assert result.limits.ccl.cause.protective
+    assert not result.limits.feed_in_off
+    assert result.limits.cvl.cause is not Cause.CURRENT_HOLD  # 8 A: nothing to hold
 
 
 def test_rule1_feed_in_stays_on_when_only_the_configured_maximum_limits() -> None:
     result = cycle(pack(ccl=150.0))
     assert result.limits.ccl.value == pytest.approx(100.0)
     assert not result.limits.feed_in_off
-    # a BMS limit within 5 % of the maximum is no reduction (found by the bank simulator)
-    near = cycle(pack(ccl=150.0, installed=280.0), pack(ccl=32.4, installed=140.0))
-    assert 95.0 < near.limits.ccl.value < 100.0 and near.limits.ccl.cause.protective
-    assert not near.limits.feed_in_off
 
 
 def test_rule1_a_lost_pack_turns_feed_in_off() -> None:
     two = [pack(ccl=150.0), pack(ccl=150.0)]
     result = run([(0.0, two), (1.0, two[:1])])
-    assert result.limits.ccl.value < 100.0
+    assert result.limits.ccl.value == 0.0
     assert result.limits.feed_in_off
 
 
-def test_rule1_pass_through_turns_feed_in_off_too() -> None:
+def test_rule1_pass_through_holds_a_reduced_bms_limit_and_stops_for_none() -> None:
     cfg = config(passthrough={"max_charge_current": 200.0})
     normal = cycle(pack(ccl=100.0), pack(ccl=100.0), cfg=cfg)
     assert normal.limits.ccl.value == pytest.approx(200.0)
     assert not normal.limits.feed_in_off
-    reduced = cycle(pack(ccl=100.0), pack(ccl=20.0), cfg=cfg)
+    reduced = cycle(pack(ccl=100.0, current=30.0), pack(ccl=20.0, current=30.0), cfg=cfg)
     assert reduced.limits.ccl.value == pytest.approx(40.0)
-    assert reduced.limits.feed_in_off
+    assert not reduced.limits.feed_in_off and reduced.limits.cvl.cause is Cause.CURRENT_HOLD
     nothing = cycle(cfg=cfg)
     assert nothing.limits.ccl.value == 0.0 and nothing.limits.feed_in_off
+
+
+def test_rule1_a_hold_that_fails_turns_feed_in_off_until_the_current_falls() -> None:
+    """A Multi that lets the bank above the CVL: the current stays over the CCL with feed-in on
+    for 30 s: feed-in off, and back only once the current has stayed well below the CCL."""
+    over = pack(ccl=40.0, current=60.0)
+    state: EngineState | None = None
+    for t in range(0, 34, 2):  # the hold lowers the CVL, the current does not follow
+        result = cycle(over, state=state, t=float(t))
+        state = result.state
+    assert result.limits.feed_in_off and "did not hold the current" in result.limits.feed_in_reason
+    capped = pack(ccl=40.0, current=40.0)  # DVCC now holds it at the CCL
+    later = cycle(capped, state=state, t=32.0 + FEED_IN_RESTORE_AFTER_S * 3)
+    assert later.limits.feed_in_off and "below 80%" in later.limits.feed_in_reason
+    state = later.state
+    low = pack(ccl=40.0, current=10.0)  # the sun lower: the current well below the CCL
+    t0 = 40.0 + FEED_IN_RESTORE_AFTER_S * 3
+    assert cycle(low, state=state, t=t0).limits.feed_in_off
+    result = cycle(low, state=cycle(low, state=state, t=t0).state, t=t0 + FEED_IN_RESTORE_AFTER_S)
+    assert not result.limits.feed_in_off
+
+
+def test_rule1_the_wait_doubles_with_each_episode_of_the_day() -> None:
+    """Each switch is a flash write: a second and third episode in a day wait 20 and 40 min."""
+    cold, warm = pack(temperature=-2.0), pack(temperature=20.0)
+    state: EngineState | None = None
+    t, waits = 0.0, []
+    for _ in range(3):
+        state = cycle(cold, state=state, t=t).state
+        t += 1.0
+        start = t
+        while True:
+            result = cycle(warm, state=state, t=t)
+            state = result.state
+            if not result.limits.feed_in_off:
+                break
+            t += 60.0
+        waits.append(round((t - start) / 60.0))
+        t += 60.0
+    assert waits == [10, 20, 40]
+
+
+def test_rule1_a_multi_rs_honours_the_ccl_so_nothing_is_switched() -> None:
+    snaps = {"svc0": pack(temperature=-2.0, current=20.0)}
+    result = run_cycle(
+        snaps, {}, CONFIG, initial_state(RECENTLY_BALANCED), now_mono=0.0, now_wall=WALL,
+        month=5, ccl_honoured=True,
+    )  # fmt: skip
+    assert result.limits.ccl.value == 0.0
+    assert not result.limits.feed_in_off and "Multi-RS" in result.limits.feed_in_reason
+    assert result.limits.cvl.cause is not Cause.CURRENT_HOLD
 
 
 def test_rule1_restored_only_after_the_reason_is_gone_for_the_hold_time() -> None:
@@ -506,7 +595,7 @@ def test_rule14_a_pack_carrying_more_than_its_bms_limit_lowers_the_bank_ccl() ->
     # by capacity 200 A would be allowed; at 2/3 of it pack 2 would carry 133 A > 100 A
     assert result.limits.ccl.value == pytest.approx(150.0)
     assert "P2" in result.limits.ccl.reason
-    assert result.limits.feed_in_off
+    assert not result.limits.feed_in_off  # 120 A now: below 95 % of 150 A, nothing to hold
 
 
 # --- properties over generated banks ------------------------------------------------------------
@@ -530,8 +619,9 @@ pack_strategy = st.fixed_dictionaries(
     mode=st.sampled_from(["own", "passthrough"]),
 )
 def test_rules_hold_for_any_bank(packs: list[dict[str, Any]], mode: str) -> None:
-    """Rules 1, 3, 6 and 14 on any bank in either mode: the CVL caps, a block is 0 A, a
-    protective CCL turns feed-in off, and no pack is asked for more than its own limit."""
+    """Rules 1, 3, 6 and 14 on any bank in either mode: the CVL caps, a block is 0 A, a hard
+    stop or a cut turns feed-in off, a current over the CCL with feed-in on meets a CVL at or
+    below the bank's voltage, and no pack is asked for more than its own limit."""
     cfg = config(passthrough={"max_charge_current": 100.0}) if mode == "passthrough" else CONFIG
     snaps = [
         pk(
@@ -554,9 +644,14 @@ def test_rules_hold_for_any_bank(packs: list[dict[str, Any]], mode: str) -> None
             assert limits.cvl.value <= b.bms_cvl + 1e-9
     if not all(p["allow"] for p in packs):
         assert limits.ccl.value == 0.0
-    if limits.ccl.value < 95.0 - 1e-9 or (agg.max_cell and agg.max_cell.value >= 3.50):
+    stop = limits.ccl.value == 0.0 and limits.ccl.cause.protective
+    if stop or (agg.max_cell and agg.max_cell.value >= 3.50):
         assert limits.feed_in_off
     flow = sum(b.current for b in agg.batteries)
+    floor = 16 * own.min_cell_voltage
+    if not limits.feed_in_off and flow >= HOLD_ON * limits.ccl.value > 0.0:
+        assert agg.voltage is not None
+        assert limits.cvl.value <= max(agg.voltage, floor) + 1e-6  # the CVL holds the current
     if flow >= 5.0 and len(agg.batteries) > 1:
         for b in agg.batteries:  # at the published CCL, each pack within its own limit
             if b.bms_ccl is not None and b.current > 0:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aggbatt.sim.bank.cells import Bank, make_pack
-from aggbatt.sim.bank.controllers import AggbattController, ReferenceController
+from aggbatt.sim.bank.controllers import ReferenceController
 from aggbatt.sim.bank.report import table, write_report
 from aggbatt.sim.bank.scenarios import BY_NAME, SCENARIOS, aggbatt_config, make_bank
 
@@ -40,8 +40,7 @@ def test_a_pack_whose_fet_is_open_carries_nothing() -> None:
 @pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
 def test_every_scenario_keeps_its_invariants_with_aggbatt(name: str) -> None:
     scenario = BY_NAME[name]
-    result = scenario.run(AggbattController(aggbatt_config(scenario.packs, **scenario.own)),
-                          fast=True)  # fmt: skip
+    result = scenario.run(scenario.aggbatt(), fast=True)
     failed = {n: c.detail for n, c in result.checks.items() if c.applies and not c.ok}
     assert failed == {}, failed
     assert result.feed_in_writes / result.days <= 4  # per episode, never per cycle

@@ -46,7 +46,12 @@ from aggbatt.core.engine import (
     to_state,
 )
 from aggbatt.core.safety import Activity, is_measurement, is_vital, urgency
-from aggbatt.core.selection import measure_current, select_batteries, service_class
+from aggbatt.core.selection import (
+    ccl_honoured_with_feed_in,
+    measure_current,
+    select_batteries,
+    service_class,
+)
 from aggbatt.core.stored import State
 from aggbatt.feedin import FeedInKeeper
 from aggbatt.publish import CELL_FORMAT, FORMATS, cycle_values, static_paths
@@ -147,7 +152,10 @@ class Daemon(MonitorListener):
 
     async def start(self) -> None:
         config = self.config
-        classes = {config.batteries.service_class, "vebus", "solarcharger", "dcload", "battery"}
+        classes = {
+            config.batteries.service_class, "vebus", "solarcharger", "dcload", "battery",
+            "acsystem",
+        }  # fmt: skip
         self.monitor = await Monitor.connect(
             self.bus_choice,
             want=lambda n: service_class(n) in classes,
@@ -479,6 +487,7 @@ class Daemon(MonitorListener):
             batteries, names, config, self.engine,
             now_mono=now_mono, now_wall=now_wall, month=time.localtime(now_wall).tm_mon,
             measured_current=measured.value, activity=activity,
+            ccl_honoured=ccl_honoured_with_feed_in(services),
         )  # fmt: skip
         self.engine = result.state
         self.result = result

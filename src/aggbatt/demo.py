@@ -89,7 +89,9 @@ class DemoOptions:
             if at is not None and at < 0:
                 raise DemoError(f"{flag} {at:g}: give a simulated time >= 0 s")
         if self.pull_at is not None and self.batteries < 2:
-            raise DemoError("--pull-at needs --batteries 2 or more: the last pack's cable is pulled")
+            raise DemoError(
+                "--pull-at needs --batteries 2 or more: the last pack's cable is pulled"
+            )
         speed = self.rate
         story = self.faults and (self.pull_at, self.peak_at, self.block_at) == (None,) * 3
         checked = replace(self, speed=speed)

@@ -19,6 +19,7 @@ from aggbatt.core.battery import Battery, Invalid, Offline, Product, product_of
 from aggbatt.core.engine import read_all
 from aggbatt.core.limits import bms_bank_limit
 from aggbatt.core.selection import (
+    ccl_honoured_with_feed_in,
     classify_batteries,
     measure_current,
     select_batteries,
@@ -334,7 +335,7 @@ def _currents(readings: list[Battery], config: Config) -> list[Finding]:
                 "warning",
                 f"control.own.max_charge_current {configured:g} A is above what the packs "
                 f"allow together now, {allowed.value:.0f} A ({each} A): their limits "
-                "govern, and count as protective (feed-in goes off for them).",
+                "govern (with feed-in on, through a lower CVL).",
                 "Leave control.own.max_charge_current unset (their rating), or set it at or "
                 f"below {allowed.value:.0f} A.",
                 collision=True,
@@ -385,6 +386,14 @@ def _freshness(facts: Facts, config: Config) -> list[Finding]:
 
 
 def _feed_in(facts: Facts) -> list[Finding]:
+    if ccl_honoured_with_feed_in(facts.services):
+        return [
+            Finding(
+                "ok",
+                "A Multi-RS exports what the battery does not take: DVCC holds aggbatt's "
+                "charge current limit with feed-in on, so aggbatt never switches feed-in.",
+            )
+        ]
     value = facts.settings.get(FEED_IN_PATH)
     if value is None:
         return [
@@ -398,9 +407,9 @@ def _feed_in(facts: Facts) -> list[Finding]:
         return [
             Finding(
                 "ok",
-                f"DC-coupled PV feed-in is held off by aggbatt (a cell is high or "
-                f"charging is blocked); your value {facts.feed_in_held} is restored when "
-                "the cells settle.",
+                "DC-coupled PV feed-in is held off by aggbatt (charging stopped, a cell at "
+                "its maximum, or the current not held: /Info/ChargeLimitation says which); "
+                f"your value {facts.feed_in_held} is restored when that has passed.",
             )
         ]
     state = "on" if value == 1 else "off"
@@ -431,7 +440,14 @@ async def gather(
     watch_s: float = WATCH_S,
     feed_in_held: int | None = None,
 ) -> Facts:
-    classes = {config.batteries.service_class, "battery", "vebus", "solarcharger", "dcload"}
+    classes = {
+        config.batteries.service_class,
+        "battery",
+        "vebus",
+        "solarcharger",
+        "dcload",
+        "acsystem",
+    }
     stopwatch = _Stopwatch()
     monitor = await Monitor.connect(
         bus_choice, want=lambda n: service_class(n) in classes, listener=stopwatch

@@ -284,8 +284,11 @@ def run_cycle(
     month: int,
     measured_current: float | None = None,
     activity: Mapping[str, Activity] | None = None,
+    ccl_honoured: bool = False,
 ) -> CycleResult:
-    """Everything one cycle decides; ``snapshots`` holds the selected batteries' values."""
+    """Everything one cycle decides; ``snapshots`` holds the selected batteries' values.
+
+    ``ccl_honoured``: DVCC honours the CCL with feed-in on (a Multi-RS; rule 1 (d))."""
     found = recognise(snapshots, state.known)
     state = _renamed(state, found)
     readings = read_all(
@@ -342,7 +345,7 @@ def run_cycle(
         raw = own_limits(agg, config, target, state.controller, share, known_ah)
     else:
         raw = passthrough_limits(agg, config, state.controller, now_mono)
-    limits = enforce(raw, agg, config, now_mono)
+    limits = enforce(raw, agg, config, now_mono, ccl_honoured)
     consumed = agg.consumed_ah if agg.online else None
     if counter is not None and agg.online:
         consumed = min(0.0, counter.charge_ah - counter.installed_ah)

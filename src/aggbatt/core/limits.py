@@ -64,6 +64,7 @@ class Cause(enum.Enum):
     CVL_CUT = "cell over-voltage cut"
     BMS_CVL = "a pack's BMS charge voltage"
     CELL_MAX = "cells x max cell voltage"
+    CURRENT_HOLD = "the charge current held by the CVL (feed-in on)"
 
     @property
     def protective(self) -> bool:
@@ -103,6 +104,17 @@ class Limit:
     cause: Cause = Cause.CONFIGURED
 
 
+class FeedInStop(enum.Enum):
+    """Why an episode of feed-in off began (rule 1 (b)): each ends its own way."""
+
+    HARD_STOP = "a hard stop"
+    """Ends when no stop has been in force for the (backed-off) wait."""
+    CUT = "a CVL cut"
+    """... and every cell is below the max, the cells within the goal."""
+    HOLD_FAILED = "the CVL did not hold the current"
+    """... and the current has stayed well below the CCL (the sun lower, the bank full)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ControllerState:
     """What the controller remembers between cycles."""
@@ -111,7 +123,15 @@ class ControllerState:
     feed_in_off: bool = False
     last_cvl: float | None = None
     feed_in_clear_since: float | None = None
-    """Monotonic time since which no protective limit has been in force (rule 1)."""
+    """Monotonic time since which no reason for feed-in off has been in force (rule 1)."""
+    feed_in_offs: tuple[float, ...] = ()
+    """Monotonic times at which feed-in went off in the last 24 h (rule 1's back-off)."""
+    feed_in_stops: frozenset[FeedInStop] = frozenset()
+    """What the feed-in episode in force has seen: each adds its own condition to the end."""
+    hold_cvl: float | None = None
+    """The CVL the current hold set last cycle (rule 1); None: no hold."""
+    over_since: float | None = None
+    """Monotonic time since which the bank current is over its CCL with feed-in on."""
     last_time: float | None = None
     """Monotonic time of the last cycle (for the ramp to float)."""
 

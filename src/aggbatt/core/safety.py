@@ -5,16 +5,26 @@ and a fault of one pack, sensor or setting must never release protection: when i
 last safe decision holds. The rules, each enforced in one place (named after it) and each with
 its tests in ``tests/test_safety.py``:
 
-Rule 1. A limit that DVCC would not enforce is not a limit. With ESS DC-coupled PV feed-in on,
-    DVCC maximises every solar charger whatever the CCL. So feed-in is off whenever the CCL is
-    held below what the configuration allows (by more than 5 %) by a protective
-    :class:`~.limits.Cause` (every
-    cause but the configured maximum: temperature, a block, no battery, a pack lost, frozen or
-    mismatched, the charge curve, a pack's own BMS limit or measured current) or the CVL is cut,
-    in both modes. It is restored only once no such cause has been in force for
-    :data:`FEED_IN_RESTORE_AFTER_S` and every cell is below the max with the cell difference
-    below the goal: one switch per episode, never per cycle (each is a flash write).
-    Enforced in :func:`feed_in_decision`.
+Rule 1. A limit that DVCC would not enforce is not a limit, and a protection that costs more
+    than it must is a defect. With ESS DC-coupled PV feed-in on, DVCC maximises every solar
+    charger: only the CVL holds the bank (the Multi exports the surplus above it); the CCL,
+    0 A included, and ``AllowToCharge`` do not (systemcalc's dvcc.py, docs/dvcc.md). So:
+    (a) feed-in stays on wherever the CVL alone keeps every current within its limit: a charge
+        current limit is then enforced through the CVL (:func:`current_hold`: when the bank's
+        current reaches the CCL, the CVL goes to the voltage at which it carries
+        :data:`HOLD_AT` of it, and eases back up at :data:`HOLD_RISE_V_PER_CELL_S`);
+    (b) feed-in is off for a hard stop (a protective CCL of 0 A: cold, hot, a block, no
+        battery, a pack not seen, a mismatch, no basis), while the CVL is cut for a cell at or
+        above ``max_cell_voltage``, and when the hold fails (the current over its CCL by
+        10 % + 2 A for :data:`HOLD_FAILS_AFTER_S`: a Multi that does not hold the voltage);
+    (c) it comes back once none of these has been in force for
+        :data:`FEED_IN_RESTORE_AFTER_S` (after a cut, with every cell below the max and the
+        cells within ``cell_diff_goal``; after a failed hold, with the current well below the
+        CCL all that time); the wait doubles with each episode begun in the last 24 h, up to
+        :data:`FEED_IN_BACKOFF_MAX` times: each switch is a flash write;
+    (d) where DVCC honours the CCL with feed-in on (a Multi-RS: systemcalc exports what the
+        battery does not take), nothing is switched and no current is held.
+    Enforced in :func:`feed_in_decision` and :func:`current_hold`.
 Rule 2. One bad value never hides good ones. A missing or implausible value is a fault of its
     path only: reported (``InternalFailure`` warning; one log line per episode), and taken at
     the last good value the pack published, so a cell near the top keeps the cut and a dead
@@ -112,6 +122,7 @@ from aggbatt.core.limits import (
     ChargeMode,
     ControllerState,
     Direction,
+    FeedInStop,
     Limit,
     allows,
     bms_limit,
@@ -122,11 +133,27 @@ from aggbatt.core.limits import (
 from aggbatt.core.merge import Aggregate
 
 FEED_IN_RESTORE_AFTER_S = 600.0
-"""Rule 1: feed-in comes back only after this long without a protective limit."""
-FEED_IN_MARGIN = 0.95
-"""Rule 1: a protective CCL within 5 % of the configured maximum is no reduction (two packs'
-BMS limits by capacity share come to 299.8 A against a configured 300 A; the closed-loop
-simulator found feed-in held off for good by that)."""
+"""Rule 1: feed-in comes back only after this long without a reason for it to be off ..."""
+FEED_IN_BACKOFF_MAX = 4
+"""... times at most 2, 4 for the second, third episode begun within a day."""
+DAY_S = 86400.0
+HOLD_ON = 0.95
+"""Rule 1: the current hold starts when the bank current reaches this fraction of its CCL ..."""
+HOLD_AT = 0.90
+"""... and aims at this fraction of it."""
+HOLD_RISE_V_PER_CELL_S = 0.001
+"""Rule 1: the hold's CVL rises at most this fast (it falls at once)."""
+HOLD_R_CELL_OHM = 0.0005
+"""Rule 1: a cell's resistance (cell and its share of the wiring) the hold estimates with; a
+high estimate moves the CVL further than needed, and the next cycle corrects it."""
+HOLD_FAILS_AFTER_S = 30.0
+"""Rule 1: the current over its CCL by 10 % + 2 A this long with feed-in on: the CVL does not
+hold it, feed-in goes off ..."""
+HOLD_RETRY_BELOW = 0.8
+"""... and comes back only after the current has stayed below this fraction of the CCL for
+the wait (the sun lower or the bank full), so a hold that cannot work costs one episode."""
+OVER_MARGIN = (1.10, 2.0)
+"""Rule 1 (b): over the CCL means over it by 10 % + 2 A (the simulator's tolerance too)."""
 FROZEN_CURRENT_A = 1.0
 """Rule 10: above this current (a pack's own, or the bank's per pack) the values must move."""
 PACK_CURRENT_MIN_A = 5.0
@@ -231,10 +258,17 @@ def urgency(limits: ChargeLimits | None, config: Config) -> Urgency:
     )
 
 
-def enforce(raw: ChargeLimits, agg: Aggregate, config: Config, now: float) -> ChargeLimits:
+def enforce(
+    raw: ChargeLimits,
+    agg: Aggregate,
+    config: Config,
+    now: float,
+    ccl_honoured: bool = False,
+) -> ChargeLimits:
     """Rules 1, 3, 5, 6, 13, 14 and 15 on the limits of either mode; the final decision.
 
-    ``raw.state`` is what the controller remembers (the mode's own step already applied)."""
+    ``raw.state`` is what the controller remembers (the mode's own step already applied);
+    ``ccl_honoured``: DVCC honours the CCL with feed-in on (a Multi-RS, rule 1 (d))."""
     state = raw.state
     no_basis = (
         [Limit(0.0, "no battery publishes a charge voltage: charging stopped", Cause.NO_BASIS)]
@@ -260,6 +294,9 @@ def enforce(raw: ChargeLimits, agg: Aggregate, config: Config, now: float) -> Ch
         ]
     )
     cvl = _cvl(raw.cvl, agg, config, state)
+    hold_cvl = None
+    if not ccl_honoured and not state.feed_in_off:
+        cvl, hold_cvl = current_hold(cvl, ccl, agg, config, state, now)
     if not agg.online:
         mode = ChargeMode.NO_BATTERY
     elif cvl.cause is Cause.CVL_CUT or over_voltage(agg, config):
@@ -273,18 +310,13 @@ def enforce(raw: ChargeLimits, agg: Aggregate, config: Config, now: float) -> Ch
     else:
         mode = raw.mode
     limits = replace(raw, cvl=cvl, ccl=ccl, dcl=dcl, mode=mode)
-    off, reason, clear_since = feed_in_decision(limits, agg, config, state, now)
+    held = replace(state, hold_cvl=hold_cvl, over_since=_over_since(agg, ccl, state, now))
+    decided = feed_in_decision(limits, agg, config, held, now, ccl_honoured)
     return replace(
         limits,
-        feed_in_off=off,
-        feed_in_reason=reason,
-        state=replace(
-            raw.state,
-            feed_in_off=off,
-            feed_in_clear_since=clear_since,
-            last_cvl=cvl.value,
-            last_time=now,
-        ),
+        feed_in_off=decided.feed_in_off,
+        feed_in_reason=decided.reason,
+        state=replace(decided.state, last_cvl=cvl.value, last_time=now),
     )
 
 
@@ -410,26 +442,129 @@ def pack_current_limits(
     return limits
 
 
+def current_hold(
+    cvl: Limit, ccl: Limit, agg: Aggregate, config: Config, state: ControllerState, now: float
+) -> tuple[Limit, float | None]:
+    """Rule 1 (a): the CVL at which the bank takes :data:`HOLD_AT` of its CCL, and that CVL
+    (None when nothing is held). With feed-in on DVCC honours the CVL only; the Multi exports
+    what the bank does not take at it."""
+    current, volts = agg.current, agg.voltage
+    n = max(1, len(agg.batteries))
+    if current is None or volts is None or ccl.value <= 0.0:
+        return cvl, None
+    holding = state.hold_cvl is not None
+    if not holding and current < HOLD_ON * ccl.value:
+        return cvl, None
+    cells = config.batteries.cells_per_battery
+    r_bank = HOLD_R_CELL_OHM * cells / n
+    aim = HOLD_AT * ccl.value
+    wanted = volts - (current - aim) * r_bank
+    if holding and state.hold_cvl is not None and state.last_time is not None:
+        rise = HOLD_RISE_V_PER_CELL_S * cells * max(0.0, now - state.last_time)
+        wanted = min(wanted, state.hold_cvl + rise)
+    wanted = max(wanted, cells * config.control.own.min_cell_voltage)
+    if wanted >= cvl.value:
+        return cvl, None  # the CVL alone keeps the current below the CCL
+    reason = (
+        f"holding the charge current at {aim:.0f} A with feed-in on ({ccl.reason}): "
+        f"{current:.0f} A at {volts:.2f} V"
+    )
+    return Limit(round(wanted, 3), reason, Cause.CURRENT_HOLD), wanted
+
+
+def _over_since(agg: Aggregate, ccl: Limit, state: ControllerState, now: float) -> float | None:
+    """Since when the bank current has been over its CCL by the margin (rule 1 (b))."""
+    factor, extra = OVER_MARGIN
+    if agg.current is None or agg.current <= ccl.value * factor + extra:
+        return None
+    return state.over_since if state.over_since is not None else now
+
+
+@dataclass(frozen=True, slots=True)
+class FeedIn:
+    """Rule 1's decision: feed-in off or not, why, and what it remembers."""
+
+    feed_in_off: bool
+    reason: str
+    state: ControllerState
+
+
 def feed_in_decision(
+    limits: ChargeLimits,
+    agg: Aggregate,
+    config: Config,
+    state: ControllerState,
+    now: float,
+    ccl_honoured: bool = False,
+) -> FeedIn:
+    """Rule 1 (b)-(d): feed-in off for a hard stop, a cut or a failed hold; back after the
+    (backed-off) wait once none is in force."""
+    if ccl_honoured:
+        reason = "DVCC honours the CCL with feed-in on (Multi-RS): feed-in kept"
+        return FeedIn(False, reason, replace(state, feed_in_off=False, feed_in_clear_since=None))
+    stop, why = _off_reason(limits, agg, config, state, now)
+    offs = tuple(t for t in state.feed_in_offs if now - t < DAY_S)
+    if stop is not None:
+        if not state.feed_in_off:
+            offs = (*offs, now)
+        off_state = replace(
+            state, feed_in_off=True, feed_in_clear_since=None, feed_in_offs=offs,
+            feed_in_stops=state.feed_in_stops | {stop},
+        )  # fmt: skip
+        return FeedIn(True, why, off_state)
+    if not state.feed_in_off:
+        kept = "no hard stop, no cut, the CVL holds the current: feed-in kept"
+        return FeedIn(False, kept, replace(state, feed_in_offs=offs))
+    waiting = _still_waiting(limits, agg, config, state.feed_in_stops)
+    if waiting:
+        return FeedIn(True, waiting, replace(state, feed_in_clear_since=None, feed_in_offs=offs))
+    since = state.feed_in_clear_since if state.feed_in_clear_since is not None else now
+    backoff = min(FEED_IN_BACKOFF_MAX, 2 ** max(0, len(offs) - 1))
+    wait = FEED_IN_RESTORE_AFTER_S * backoff
+    if now - since < wait:
+        left = wait - (now - since)
+        why = f"feed-in restored in {left:.0f} s unless a stop returns"
+        if backoff > 1:
+            why += f" (episode {len(offs)} today: the wait is {backoff}x)"
+        return FeedIn(True, why, replace(state, feed_in_clear_since=since, feed_in_offs=offs))
+    restored = replace(
+        state, feed_in_off=False, feed_in_clear_since=None, feed_in_offs=offs,
+        feed_in_stops=frozenset(),
+    )  # fmt: skip
+    return FeedIn(False, f"no stop for {wait / 60:.0f} min: feed-in restored", restored)
+
+
+def _off_reason(
     limits: ChargeLimits, agg: Aggregate, config: Config, state: ControllerState, now: float
-) -> tuple[bool, str, float | None]:
-    """Rule 1: (feed-in off, why, since when no protective limit has been in force)."""
-    own = config.control.own
-    if limits.ccl.cause.protective and limits.ccl.value < FEED_IN_MARGIN * limits.maximum:
-        return True, f"protective charge limit: {limits.ccl.reason}", None
+) -> tuple[FeedInStop | None, str]:
+    """Why feed-in must be off now (rule 1 (b)); None: it need not."""
+    ccl = limits.ccl
     if limits.cvl.cause is Cause.CVL_CUT or over_voltage(agg, config):
         cell = agg.max_cell.id if agg.max_cell else "?"
-        return True, f"cell {cell} at or above the max cell voltage: CVL cut", None
-    if not state.feed_in_off:
-        return False, "no protective limit in force", None
-    if agg.cell_diff is not None and agg.cell_diff >= own.cell_diff_goal:
-        return True, "waiting for every cell below max and the cell difference below the goal", None
-    since = state.feed_in_clear_since if state.feed_in_clear_since is not None else now
-    if now - since < FEED_IN_RESTORE_AFTER_S:
-        wait = FEED_IN_RESTORE_AFTER_S - (now - since)
-        return (
-            True,
-            f"cells settled; feed-in restored in {wait:.0f} s unless a limit returns",
-            since,
+        return FeedInStop.CUT, f"cell {cell} at or above the max cell voltage: CVL cut"
+    if ccl.value <= 0.0 and ccl.cause.protective:
+        return FeedInStop.HARD_STOP, f"hard stop: {ccl.reason}"
+    if state.over_since is not None and now - state.over_since > HOLD_FAILS_AFTER_S:
+        current = agg.current if agg.current is not None else 0.0
+        return FeedInStop.HOLD_FAILED, (
+            f"the CVL did not hold the current: {current:.0f} A over the CCL "
+            f"{ccl.value:.0f} A for over {HOLD_FAILS_AFTER_S:.0f} s"
         )
-    return False, "cells settled and no protective limit for 10 min: feed-in restored", None
+    return None, ""
+
+
+def _still_waiting(
+    limits: ChargeLimits, agg: Aggregate, config: Config, stops: frozenset[FeedInStop]
+) -> str:
+    """What the episode's end still waits for beyond the time (rule 1 (c)); "" for nothing."""
+    own = config.control.own
+    settled = agg.cell_diff is None or agg.cell_diff < own.cell_diff_goal
+    if FeedInStop.CUT in stops and not settled:
+        return "waiting for every cell below max and the cell difference below the goal"
+    current = agg.current if agg.current is not None else 0.0
+    if FeedInStop.HOLD_FAILED in stops and current > HOLD_RETRY_BELOW * limits.ccl.value:
+        return (
+            f"waiting for the current below {HOLD_RETRY_BELOW:.0%} of the CCL "
+            f"({current:.0f} A of {limits.ccl.value:.0f} A): the CVL did not hold it"
+        )
+    return ""

@@ -186,3 +186,18 @@ def measure_current(services: Services, config: Config) -> CurrentMeasurement:
     if shunts:
         parts.append(f"{len(shunts)} SmartShunt")
     return CurrentMeasurement(total, " + ".join(parts) or "no Victron source")
+
+
+def ccl_honoured_with_feed_in(services: Services) -> bool:
+    """A Multi-RS (``com.victronenergy.acsystem``) that feeds in: systemcalc then makes PV give
+    what the battery takes plus what the inverter exports, so the CCL holds with feed-in on
+    (its dvcc.py ``acsystem_allows_feedback``)."""
+    for name, values in services.items():
+        if service_class(name) != "acsystem":
+            continue
+        if (
+            values.get("/Ac/NoFeedInReason") == 0
+            and values.get("/Ess/BatteryDischargeCapacity") is not None
+        ):
+            return True
+    return False

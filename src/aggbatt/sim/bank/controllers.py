@@ -48,10 +48,14 @@ class Controller(Protocol):
 class AggbattController:
     name = "aggbatt"
 
-    def __init__(self, config: Config, stored: State | None = None) -> None:
+    def __init__(
+        self, config: Config, stored: State | None = None, ccl_honoured: bool = False
+    ) -> None:
         self.config = config
         self.state: EngineState = initial_state(stored or State())
         self.last: CycleResult | None = None
+        self.ccl_honoured = ccl_honoured
+        """A Multi-RS on the bus (the daemon finds its acsystem service)."""
 
     def decide(
         self, snapshots: Snapshots, now_mono: float, now_wall: float, month: int
@@ -59,7 +63,7 @@ class AggbattController:
         names = {key: key.rsplit(".", 1)[-1] for key in snapshots}
         result = run_cycle(
             snapshots, names, self.config, self.state,
-            now_mono=now_mono, now_wall=now_wall, month=month,
+            now_mono=now_mono, now_wall=now_wall, month=month, ccl_honoured=self.ccl_honoured,
         )  # fmt: skip
         self.state, self.last = result.state, result
         lim, agg = result.limits, result.aggregate

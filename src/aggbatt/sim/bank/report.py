@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from aggbatt.sim.bank.run import Result
+from aggbatt.sim.bank.run import EXPORT_CHECK, Result
 
 CHECKS = (
     "cells within the BMS cut-offs",
@@ -20,12 +20,13 @@ CHECKS = (
     "feed-in restored after every episode",
     "no pack charged unseen",
     "charging never stopped for nothing",
+    EXPORT_CHECK,
 )
 
 
 def verdict(result: Result, check: str) -> str:
-    c = result.checks[check]
-    if not c.applies:
+    c = result.checks.get(check)
+    if c is None or not c.applies:
         return "n/a"
     return "pass" if c.ok else "**FAIL**"
 
@@ -35,9 +36,13 @@ def table(results: Sequence[Result], titles: dict[str, str]) -> str:
     by = {(r.scenario, r.controller): r for r in results}
     scenarios = list(dict.fromkeys(r.scenario for r in results))
     short = ["cut-offs", "pack ≤ BMS limit", "no charge < 0 °C", "SoC ±2", "balancing ends",
-             "feed-in restored", "none charged unseen", "no needless stop"]  # fmt: skip
-    head = "| scenario | days | " + " | ".join(short) + " | feed-in writes/day |"
-    lines = [head, "|" + "---|" * (len(short) + 3)]
+             "feed-in restored", "none charged unseen", "no needless stop",
+             "export kept"]  # fmt: skip
+    head = (
+        "| scenario | days | " + " | ".join(short)
+        + " | feed-in writes/day | kWh/day exported (curtailed) | left on |"
+    )  # fmt: skip
+    lines = [head, "|" + "---|" * (len(short) + 5)]
     for name in scenarios:
         ours = by.get((name, "aggbatt")) or by.get((name, "aggbatt (bus)"))
         ref = by.get((name, "reference"))
@@ -49,10 +54,21 @@ def table(results: Sequence[Result], titles: dict[str, str]) -> str:
         runs = [r for r in (ours, ref) if r is not None]
         days = runs[0].days if runs else 0.0
         writes = " / ".join(f"{r.feed_in_writes / max(r.days, 1e-9):.1f}" for r in runs)
-        lines.append(
-            f"| {titles.get(name, name)} | {days:g} | " + " | ".join(cells) + f" | {writes} |"
+        energy = " / ".join(
+            f"{r.per_day(r.exported_kwh):.1f} ({r.per_day(r.curtailed_kwh):.1f})" for r in runs
         )
-    return "\n".join(lines) + "\n\nEach cell: aggbatt / the reference.\n"
+        base = ours.baseline_kwh if ours is not None else None
+        left_on = f"{ours.per_day(base):.1f}" if ours is not None and base is not None else "-"
+        lines.append(
+            f"| {titles.get(name, name)} | {days:g} | " + " | ".join(cells)
+            + f" | {writes} | {energy} | {left_on} |"
+        )  # fmt: skip
+    return (
+        "\n".join(lines)
+        + "\n\nEach cell: aggbatt / the reference. Energy: PV exported a day (and curtailed: "
+        'the chargers throttled); "left on" is what aggbatt\'s bank exports with feed-in left '
+        "as the user set it (measured where the export must be kept).\n"
+    )
 
 
 def failures(results: Sequence[Result]) -> list[str]:
@@ -79,7 +95,7 @@ def plot(result: Result, path: Path) -> bool:
         return False
     tr = result.trace
     hours = [t / 3600.0 for t in tr.t]
-    fig, axes = plt.subplots(5, 1, figsize=(11, 13), sharex=True)
+    fig, axes = plt.subplots(6, 1, figsize=(11, 15), sharex=True)
     ax = axes[0]
     for name in tr.cell_max:
         ax.plot(hours, tr.cell_max[name], label=f"{name} max cell")
@@ -114,8 +130,14 @@ def plot(result: Result, path: Path) -> bool:
                     step="post", label="feed-in on")  # fmt: skip
     ax.set_ylabel("%")
     ax.set_ylim(0, 105)
-    ax.set_xlabel("hours")
     ax.legend(loc="lower right", fontsize=7)
+    ax = axes[5]
+    ax.plot(hours, [w / 1000.0 for w in tr.export_w], label="PV exported", color="tab:purple")
+    ax.fill_between(hours, 0, [max(tr.export_w, default=0.0) / 1000.0 * f for f in tr.feed_in],
+                    color="tab:orange", alpha=0.15, step="post", label="feed-in on")  # fmt: skip
+    ax.set_ylabel("kW")
+    ax.set_xlabel("hours")
+    ax.legend(loc="upper right", fontsize=7)
     passed = "all invariants hold" if result.passed else "; ".join(
         f"{n}: FAIL" for n, c in result.checks.items() if c.applies and not c.ok
     )  # fmt: skip

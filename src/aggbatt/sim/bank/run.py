@@ -16,10 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from aggbatt.core.safety import FEED_IN_MARGIN
 from aggbatt.sim.bank.cells import Bank
 from aggbatt.sim.bank.controllers import Controller, Decision, ReferenceController
-from aggbatt.sim.bank.venus import SolarSite, battery_current
+from aggbatt.sim.bank.venus import SolarSite, battery_current, pv_flows
 from aggbatt.sim.serialbattery import SerialBatteryPack
 
 SAMPLE_S = 120.0
@@ -31,7 +30,7 @@ OVER_LIMIT_FOR_S = 30.0
 SOC_TOLERANCE = 2.0
 """Points between the published and the true SoC after the first full charge."""
 FEED_IN_IDLE_S = 3600.0
-"""Feed-in may stay off this long after the last limit and cut are gone, not longer."""
+"""Feed-in may stay off this long after the last stop and cut are gone, not longer."""
 UNSEEN_CHARGE_S = 30.0
 """A pack whose BMS does not answer may be charged this long (the driver needs 10 s to say
 so, the controller a cycle), not longer."""
@@ -78,6 +77,7 @@ class Trace:
     true_soc: list[float] = field(default_factory=list)
     published_soc: list[float | None] = field(default_factory=list)
     feed_in: list[int] = field(default_factory=list)
+    export_w: list[float] = field(default_factory=list)
     temperature: list[float] = field(default_factory=list)
 
 
@@ -103,10 +103,40 @@ class Result:
     feed_in_writes: int
     disconnects: int
     cutoffs: tuple[float, float] = (0.0, 0.0)
+    exported_kwh: float = 0.0
+    """PV fed into the grid (feed-in on, more than the loads and the bank take)."""
+    curtailed_kwh: float = 0.0
+    """PV the chargers throttled (feed-in off, or the BMS lost)."""
+    switching: bool = True
+    """False: the baseline, feed-in left as the user set it whatever the controller says."""
+    baseline_kwh: float | None = None
+    """What the same scenario exports with feed-in left on (where it was run)."""
 
     @property
     def passed(self) -> bool:
         return all(c.ok for c in self.checks.values() if c.applies)
+
+    def per_day(self, kwh: float) -> float:
+        return kwh / max(self.days, 1e-9)
+
+
+EXPORT_KEPT = 0.95
+"""Rule 1's measure: at least this share of what the system exports with feed-in left on."""
+EXPORT_CHECK = "export kept (95 % of feed-in left on)"
+
+
+def export_kept(result: Result, baseline: Result) -> Result:
+    """``result`` with rule 1's export check against the same scenario with feed-in left on."""
+    check = Check()
+    kept = result.exported_kwh / baseline.exported_kwh if baseline.exported_kwh > 0 else 1.0
+    if kept < EXPORT_KEPT:
+        check.fail(
+            f"{result.per_day(result.exported_kwh):.1f} kWh a day exported against "
+            f"{baseline.per_day(baseline.exported_kwh):.1f} with feed-in left on ({kept:.0%})"
+        )
+    result.checks[EXPORT_CHECK] = check
+    result.baseline_kwh = baseline.exported_kwh
+    return result
 
 
 def _month(wall: float) -> int:
@@ -123,8 +153,12 @@ def run(
     healthy: bool = True,
     scenario: str = "",
     feed_in_user: bool = True,
+    switching: bool = True,
 ) -> Result:
-    """Run the loop for ``days`` simulated days from local midnight of ``start``."""
+    """Run the loop for ``days`` simulated days from local midnight of ``start``.
+
+    ``switching`` False is the baseline: feed-in stays as the user set it, whatever the
+    controller decides (what the system would export without aggbatt's switching)."""
     bank, site = world.bank, world.site
     wall0 = start.replace(tzinfo=dt.UTC).timestamp()
     end = days * 86400.0
@@ -144,9 +178,10 @@ def run(
     unseen_since: dict[str, float | None] = {b.pack.name: None for b in world.packs}
     stopped_s = 0.0
     feed_in_on, writes, full_once = feed_in_user, 0, False
+    exported_j = curtailed_j = 0.0
     step_s = 30.0
     idle_off_s = 0.0
-    max_charge, max_cell_v, diff_goal = _configured(controller)
+    max_cell_v, diff_goal = _configured(controller)
     next_sample, t = 0.0, 0.0
     decision: Decision | None = None
     s0 = world.packs[0].board.settings
@@ -173,12 +208,13 @@ def run(
         decision = controller.decide(snaps, t, wall, _month(wall))
         if decision.event:
             log.append(f"{t / 3600:7.2f} h  {decision.event}")
-        wanted = feed_in_user and not decision.feed_in_off
+        wanted = feed_in_user and (not decision.feed_in_off or not switching)
         if wanted != feed_in_on:
             writes += 1
             feed_in_on = wanted
         current = battery_current(bank, decision.limits, feed_in_on, site, t)
         volts = bank.share(current)
+        export_w, curtail_w = pv_flows(decision.limits, feed_in_on, site, t, current, volts)
         hot = _check_step(world, checks, over_s, t, step_s)
         hot = _check_unseen(world, checks, unseen_since, t) or hot
         stopped_s = _check_stopped(world, decision, checks, stopped_s, t, step_s)
@@ -197,38 +233,42 @@ def run(
         _check_balancing(controller, checks, wall, t)
         cells = [v for p in bank.packs for v in p.cell_voltages()]
         settled = max(cells) < max_cell_v and max(cells) - min(cells) < diff_goal
-        free = decision.limits.present and decision.limits.ccl >= FEED_IN_MARGIN * max_charge
+        lim = decision.limits  # no hard stop, and the current well below the CCL
+        free = lim.present and lim.allow_charge and current <= 0.8 * lim.ccl
         if feed_in_user and not feed_in_on and free and settled:
             idle_off_s += step_s
             if idle_off_s > FEED_IN_IDLE_S:
                 checks["feed-in restored after every episode"].fail(
-                    f"feed-in off for over an hour with no limit in force at {t / 3600:.1f} h"
+                    f"feed-in off for over an hour with no stop in force and the cells "
+                    f"settled at {t / 3600:.1f} h"
                 )
         else:
             idle_off_s = 0.0
         if t >= next_sample:
             _sample(trace, world, t, decision, volts, current, true_soc, feed_in_on)
+            trace.export_w.append(export_w)
             next_sample += SAMPLE_S
-        near = decision.limits.cvl - volts < 0.3 or current < -50.0
+        near = decision.limits.cvl - volts < 0.15 or current < -50.0
         step_s = 2.0 if hot else 10.0 if near else 30.0
+        exported_j += export_w * step_s  # these flows hold for the step ahead
+        curtailed_j += curtail_w * step_s
         bank.step(step_s)
         t += step_s
     return Result(
         scenario, controller.name, days, checks, trace, log, writes,
         sum(b.board.disconnects for b in world.packs), (s0.cell_under_v, s0.cell_over_v),
+        exported_j / 3.6e6, curtailed_j / 3.6e6, switching,
     )  # fmt: skip
 
 
-def _configured(controller: Controller) -> tuple[float, float, float]:
-    """(max charge current, max cell voltage, cell difference goal) the controller works to."""
+def _configured(controller: Controller) -> tuple[float, float]:
+    """(max cell voltage, cell difference goal) the controller works to."""
     config = getattr(controller, "config", None)
     if config is not None:
         own = config.control.own
-        last = getattr(controller, "last", None)
-        top = last.limits.maximum if last is not None else float("inf")
-        return top, own.max_cell_voltage, own.cell_diff_goal
+        return own.max_cell_voltage, own.cell_diff_goal
     ref = cast(ReferenceController, controller)
-    return ref.max_charge_a, ref.max_v, ref.cell_diff_max
+    return ref.max_v, ref.cell_diff_max
 
 
 def _check_balancing(
@@ -268,8 +308,10 @@ def _check_step(
             checks["cells within the BMS cut-offs"].fail(
                 f"{p.name} cell at {hi if hi >= s.cell_over_v else lo:.3f} V at {t / 3600:.1f} h"
             )
-        if hi > s.cell_over_v - 0.1 or lo < s.cell_under_v + 0.3:
-            hot = True
+        if (hi > s.cell_over_v - 0.05 and p.current_a > 0.5) or (
+            lo < s.cell_under_v + 0.3 and p.current_a < -0.5
+        ):
+            hot = True  # moving towards a cut-off: short steps
         limit = sbp.ccl() if p.current_a > 0 else sbp.dcl()
         factor, extra = OVER_LIMIT_MARGIN
         if abs(p.current_a) > limit * factor + extra:
@@ -297,14 +339,16 @@ def _unseen(sbp: SerialBatteryPack) -> bool:
 def _check_unseen(
     world: World, checks: dict[str, Check], since: dict[str, float | None], t: float
 ) -> bool:
-    """Rule 15's invariant: no pack charged for long while it is not seen; returns whether a
-    pack is unseen (the next steps are short then)."""
+    """Rule 15's invariant: no pack charged for long while it is not seen (by the chargers: a
+    current between the packs at rest is theirs to settle); returns whether a pack is unseen
+    (the next steps are short then)."""
     any_unseen = False
+    charging = sum(p.current_a for p in world.bank.packs) > 0.5
     for sbp in world.packs:
         p = sbp.pack
         unseen = _unseen(sbp)
         any_unseen = any_unseen or unseen
-        if not (unseen and p.current_a > 0.5):
+        if not (unseen and charging and p.current_a > 0.5):
             since[p.name] = None
             continue
         start = since[p.name]
@@ -368,4 +412,4 @@ def _sample(
     trace.temperature.append(min(p.temperature_c for p in world.bank.packs))
 
 
-__all__ = ["Event", "Result", "Trace", "World", "run"]
+__all__ = ["EXPORT_CHECK", "Event", "Result", "Trace", "World", "export_kept", "run"]

@@ -15,7 +15,7 @@ from typing import Any
 from aggbatt.config import Config, validate_config
 from aggbatt.sim.bank.cells import COULOMBIC_EFFICIENCY, Bank, make_pack
 from aggbatt.sim.bank.controllers import AggbattController, Controller, ReferenceController
-from aggbatt.sim.bank.run import Event, Result, World, run
+from aggbatt.sim.bank.run import Event, Result, World, export_kept, run
 from aggbatt.sim.bank.venus import SolarSite, Weather
 from aggbatt.sim.serialbattery import (
     Board,
@@ -70,10 +70,14 @@ def world(
     peak_w: float = 12000.0,
     ambient: Callable[[float], float] | None = None,
     warmer_c: tuple[float, ...] = (),
+    offset_v: float = 0.0,
+    multi_rs: bool = False,
     **bank: Any,
 ) -> World:
     b, bmses = make_bank(packs, **bank)
-    site = SolarSite(peak_w=peak_w, weather=weather)
+    site = SolarSite(
+        peak_w=peak_w, weather=weather, feed_in_offset_v=offset_v, ccl_honoured=multi_rs
+    )
     return World(b, bmses, site, ambient, warmer_c=warmer_c)
 
 
@@ -104,10 +108,17 @@ class Scenario:
     own: dict[str, Any] = field(default_factory=dict)
     found: str = ""
     """What the scenario is there to show (for the report)."""
+    export_kept: bool = False
+    """Rule 1's measure: aggbatt exports at least 95 % of what feed-in left on exports."""
+    multi_rs: bool = False
+    """A Multi-RS: DVCC honours the CCL with feed-in on (the daemon finds it on the bus)."""
+
+    def aggbatt(self) -> AggbattController:
+        return AggbattController(aggbatt_config(self.packs, **self.own), ccl_honoured=self.multi_rs)
 
     def controllers(self) -> list[Controller]:
         return [
-            AggbattController(aggbatt_config(self.packs, **self.own)),
+            self.aggbatt(),
             ReferenceController(
                 cells=16,
                 expected=self.packs,
@@ -116,12 +127,23 @@ class Scenario:
             ),
         ]
 
-    def run(self, controller: Controller, fast: bool = False, days: float = 0.0) -> Result:
+    def run(
+        self, controller: Controller, fast: bool = False, days: float = 0.0, switching: bool = True
+    ) -> Result:
+        """One run; ``switching`` False is the baseline with feed-in left as the user set it.
+        aggbatt's run of a scenario with :attr:`export_kept` is measured against it."""
         length = days or (self.fast_days if fast else self.days)
-        return run(
-            self.make_world(), controller, days=length,
-            start=self.start, events=self.events, healthy=self.healthy, scenario=self.name,
+        result = run(
+            self.make_world(), controller, days=length, start=self.start, events=self.events,
+            healthy=self.healthy, scenario=self.name, switching=switching,
         )  # fmt: skip
+        if self.export_kept and switching and isinstance(controller, AggbattController):
+            left_on = run(
+                self.make_world(), self.aggbatt(), days=length, start=self.start,
+                events=self.events, healthy=self.healthy, scenario=self.name, switching=False,
+            )  # fmt: skip
+            export_kept(result, left_on)
+        return result
 
 
 def _at(day: float, hour: float) -> float:
@@ -193,15 +215,17 @@ SCENARIOS: tuple[Scenario, ...] = (
         2,
         lambda: world(2, "clear", spread=0.05),
         JUNE,
+        export_kept=True,
         found="the daily top of charge: the CVL cut holds the highest cell, feed-in per episode",
     ),
     Scenario(
         "winter-month",
         "A winter month: balancing due, short days",
         30,
-        4,
+        3,
         lambda: world(2, "winter", peak_w=24000.0, soc=0.35, spread=0.05),
         dt.datetime(2027, 1, 1),
+        export_kept=True,
         found="a balancing that is due must complete on short days, or end with a warning",
     ),
     Scenario(
@@ -268,6 +292,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         2,
         lambda: world(2, "clear", peak_w=18000.0, soc=0.3, resistance=(2.0, 1.0)),
         JUNE,
+        export_kept=True,
         found="the low-resistance pack takes two thirds of the current: the per-pack loop "
         "(rule 14) keeps it within its own BMS limit",
     ),
@@ -275,7 +300,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "clock-jump",
         "The clock jumps a year forward, then back",
         3,
-        3,
+        2,
         lambda: world(2, "clear"),
         JUNE,
         events=(
@@ -372,6 +397,30 @@ SCENARIOS += (
         found="drivers set to MAX_CELL_VOLTAGE 3.40 V float at 3.375 V a cell after 15 min: "
         "aggbatt keeps its own month's voltage, capped at their bulk 3.40 V; their SoC reset to "
         "3.65 V a cell never runs under max_cell_voltage 3.45 V and is reported",
+    ),
+)
+SCENARIOS += (
+    Scenario(
+        "feed-in-voltage-offset",
+        "A Multi that lets the bank 0.2 V above the CVL with feed-in on",
+        2,
+        2,
+        lambda: world(2, "clear", soc=0.3, offset_v=0.2),
+        JUNE,
+        found="systemcalc lets the solar chargers run up to 0.4 V above the CVL with feed-in on: "
+        "the CVL then holds the current 60 A too high, the hold fails, feed-in goes off for the "
+        "rest of the charge (one episode a day) and DVCC's CCL holds the packs",
+    ),
+    Scenario(
+        "multi-rs",
+        "A Multi-RS: the CCL holds with feed-in on",
+        2,
+        2,
+        lambda: world(2, "clear", soc=0.3, multi_rs=True),
+        JUNE,
+        multi_rs=True,
+        found="systemcalc's acsystem path makes PV give what the battery takes plus what the "
+        "inverter exports: nothing is switched and no current is held",
     ),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -1,10 +1,13 @@
 """Venus's side of the loop: solar chargers, a Multi with AC loads and ESS, and DVCC.
 
-Written from ``docs/dvcc.md`` (what systemcalc does with a BMS's limits), reduced to what
-decides a cell's fate: with DC-coupled PV feed-in on, the solar chargers run at full power and
-only the charge *voltage* is honoured (the Multi exports the surplus to hold the bus at the
-CVL); with it off, the charge current is held at the CCL too. ``AllowToCharge``/
-``AllowToDischarge`` 0 stop that direction; a BMS that vanished stops the solar chargers.
+Written from ``docs/dvcc.md`` and systemcalc's dvcc.py (what it does with a BMS's limits),
+reduced to what decides a cell's fate: with DC-coupled PV feed-in on, the solar chargers run
+at full power and only the charge *voltage* is honoured (the Multi exports the surplus to hold
+the bus at the CVL): neither the CCL, 0 A included, nor the battery's ``AllowToCharge`` stops
+PV then (systemcalc reads only the VE.Bus ``/Bms/AllowToCharge``; the conservative reading).
+With it off, the charge current is held at the CCL, and ``AllowToCharge`` 0 stops charging.
+``AllowToDischarge`` 0 stops discharging; a BMS that vanished stops the solar chargers. A
+Multi-RS (``ccl_honoured``) honours the CCL with feed-in on and exports the rest.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ class SolarSite:
     weather: Weather = "clear"
     load_w: float = 600.0
     evening_load_w: float = 2500.0
+    ccl_honoured: bool = False
+    """A Multi-RS: systemcalc honours the CCL with feed-in on (its acsystem path)."""
+    feed_in_offset_v: float = 0.0
+    """With feed-in on, how far above the CVL the bank is held: systemcalc lets the solar
+    chargers run up to 0.4 V above it (``ovoffset``) while the Multi exports; 0 is a Multi
+    that holds the CVL exactly."""
 
 
 def solar_w(site: SolarSite, t_s: float) -> float:
@@ -68,12 +77,26 @@ def battery_current(
     if not limits.present:
         return 0.0  # BMS lost: the solar chargers stop, the grid feeds the loads
     if surplus >= 0.0:
+        hold_cvl = max(0.0, bank.current_for_voltage(limits.cvl, charging=True))
+        if feed_in and not site.ccl_honoured:  # chargers maximised: only the CVL holds
+            over = site.feed_in_offset_v
+            loose = max(0.0, bank.current_for_voltage(limits.cvl + over, charging=True))
+            return min(surplus, loose)
         if not limits.allow_charge:
             return 0.0
-        hold_cvl = max(0.0, bank.current_for_voltage(limits.cvl, charging=True))
-        if feed_in:  # DVCC maximises the chargers: the CCL is not honoured
-            return min(surplus, hold_cvl)
         return max(0.0, min(surplus, limits.ccl, hold_cvl))
     if not limits.allow_discharge:
         return 0.0
     return max(surplus, -limits.dcl)
+
+
+def pv_flows(
+    limits: Limits, feed_in: bool, site: SolarSite, t_s: float, current_a: float, volts: float
+) -> tuple[float, float]:
+    """(exported W, curtailed W) of the PV this second: with feed-in on the Multi exports what
+    the loads and the bank do not take; with it off the chargers throttle (curtailed)."""
+    pv = solar_w(site, t_s)
+    if not limits.present:
+        return 0.0, pv  # BMS lost: the solar chargers stop
+    spare = max(0.0, pv - load_w(site, t_s) - max(0.0, current_a) * volts)
+    return (spare, 0.0) if feed_in else (0.0, spare)
