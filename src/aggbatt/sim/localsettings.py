@@ -44,6 +44,19 @@ class _Meta:
     silent: bool
 
 
+def _add_setting_signature(signature: str) -> bool:
+    """``ssvsvv`` as declared, or what a dbus-python client sends without introspecting it:
+    the same six arguments as plain values (velib's settingsdevice: ``ssssii``, ``ssdsdd`` ...)."""
+    if signature == "ssvsvv":
+        return True
+    return (
+        len(signature) == 6
+        and signature[:2] == "ss"
+        and signature[3] == "s"
+        and all(c in "sidxuynqtb" for c in signature)
+    )
+
+
 def _kind_of(value: Value) -> str | None:
     if isinstance(value, bool):
         return "i"
@@ -143,7 +156,9 @@ class FakeLocalSettings(VeService):
             member = msg.member
             if member == "AddSettings" and msg.signature == "aa{sv}":
                 return self._add_settings_call(msg)
-            if member in ("AddSetting", "AddSilentSetting") and msg.signature == "ssvsvv":
+            if member in ("AddSetting", "AddSilentSetting") and _add_setting_signature(
+                msg.signature
+            ):
                 return self._add_setting_call(msg, silent=member == "AddSilentSetting")
             if member == "RemoveSettings" and msg.signature == "as":
                 return self._remove_settings_call(msg)

@@ -23,17 +23,38 @@ class SimDcDevice(SimDevice):
 
 
 class SimVebus(SimDcDevice):
-    """``com.victronenergy.vebus``: a MultiPlus/Quattro; + current flows into the battery."""
+    """``com.victronenergy.vebus``: a MultiPlus/Quattro; + current flows into the battery.
+
+    With ``ess``, it is what systemcalc's DVCC needs to see to steer it as an ESS Multi on the
+    grid: the ESS assistant (``/Hub4/AssistantId`` 5), firmware with the BOL frame, AC input
+    connected, and the charge state ``/State`` 3 (bulk).
+    """
 
     product_name = "MultiPlus-II 48/5000/70-50"
     product_id = 0x2704
     connection = "VE.Bus"
 
-    def __init__(self, port: str = "ttyS4", device_instance: int = 276) -> None:
+    def __init__(
+        self, port: str = "ttyS4", device_instance: int = 276, *, ess: bool = False
+    ) -> None:
         super().__init__(f"com.victronenergy.vebus.{port}", device_instance)
         self.connected = 1
+        self.ess = ess
 
     def initial_paths(self) -> dict[str, Value]:
+        ess: dict[str, Value] = {}
+        if self.ess:
+            ess = {
+                "/State": 3,
+                "/FirmwareVersion": 0x502,
+                "/FirmwareFeatures/BolFrame": 1,
+                "/Hub4/AssistantId": 5,
+                "/Hub4/DoNotFeedInOvervoltage": 0,
+                "/Hub/ChargeVoltage": None,
+                "/Ac/ActiveIn/Connected": 1,
+                "/Ac/ActiveIn/ActiveInput": 0,
+                "/Dc/0/MaxChargeCurrent": None,
+            }
         return {
             "/CustomName": "",
             "/State": 9,
@@ -46,11 +67,12 @@ class SimVebus(SimDcDevice):
             "/Bms/AllowToCharge": 1,
             "/Bms/AllowToDischarge": 1,
             **self.live_values(),
+            **ess,
         }
 
     def writable_paths(self) -> frozenset[str]:
         return frozenset(
-            {"/CustomName", "/Mode"}
+            {"/CustomName", "/Mode", "/Dc/0/MaxChargeCurrent"}
             | {p for p in self.initial_paths() if p.startswith("/BatteryOperationalLimits/")}
         )
 
@@ -77,6 +99,7 @@ class SimSolarCharger(SimDcDevice):
         return {
             "/CustomName": "",
             "/State": 3,
+            "/FirmwareVersion": 0x161,
             "/Link/NetworkMode": 0,
             "/Link/ChargeVoltage": None,
             "/Link/ChargeCurrent": None,
