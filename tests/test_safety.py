@@ -7,6 +7,7 @@ checks the rule where it is enforced and also that nothing before it hides the i
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from typing import Any
 
@@ -22,6 +23,7 @@ from aggbatt.core.safety import (
     HOLD_AT,
     HOLD_ON,
     HOLD_R_CELL_OHM,
+    HOLD_RISE_V_PER_CELL_S,
     Activity,
     Urgency,
 )
@@ -214,6 +216,50 @@ def test_rule1_the_wait_doubles_with_each_episode_of_the_day() -> None:
         waits.append(round((t - start) / 60.0))
         t += 60.0
     assert waits == [10, 20, 40]
+
+
+def test_rule1_restored_feed_in_starts_the_cvl_at_the_bank_and_lets_it_rise_slowly() -> None:
+    """With feed-in off DVCC held the current; turning it on under a CVL far above the bank
+    would let the maximised chargers push the whole PV current in before the hold sees it."""
+    low = [3.25] * 16
+    cold = pack(low, temperature=-2.0, voltage=52.0)
+    quiet = pack(low, temperature=20.0, voltage=52.0, current=2.0)
+    state = cycle(cold).state
+    t = 1.0
+    result = cycle(quiet, state=state, t=t)
+    while result.limits.feed_in_off:
+        t += 10.0
+        result = cycle(quiet, state=result.state, t=t)
+    assert result.limits.cvl.value == pytest.approx(52.0)
+    assert result.limits.cvl.cause is Cause.CURRENT_HOLD and "restored" in result.limits.cvl.reason
+    cvls = [result.limits.cvl.value]
+    for _ in range(120):
+        t += 1.0
+        result = cycle(quiet, state=result.state, t=t)
+        cvls.append(result.limits.cvl.value)
+    rises = [b - a for a, b in itertools.pairwise(cvls)]
+    assert max(rises) <= HOLD_RISE_V_PER_CELL_S * 16 + 1e-6
+    # it settles where the bank would take 90 % of the CCL, and feed-in stays on
+    aim = HOLD_AT * result.limits.ccl.value
+    assert cvls[-1] == pytest.approx(52.0 + (aim - 2.0) * HOLD_R_CELL_OHM * 16, abs=0.002)
+    assert not result.limits.feed_in_off
+
+
+def test_rule1_the_hold_corrects_a_bank_that_sits_above_the_cvl() -> None:
+    """With feed-in on the chargers get the CVL + 0.1 to 0.4 V: a bank 0.2 V above whatever
+    CVL is published must still come down to the aim, not stop 0.2 V / R above it."""
+    ccl = 40.0
+    state: EngineState | None = None
+    cvl, currents = None, []
+    r_true = HOLD_R_CELL_OHM * 16 * 0.5  # the bank's real resistance: half the estimate
+    for t in range(0, 120, 2):
+        volts = 53.0 if cvl is None else min(53.0, cvl + 0.2)
+        current = max(0.0, 60.0 - (53.0 - volts) / r_true)
+        currents.append(current)
+        result = cycle(pack(ccl=ccl, current=current, voltage=volts), state=state, t=float(t))
+        state, cvl = result.state, result.limits.cvl.value
+    assert currents[-1] == pytest.approx(HOLD_AT * ccl, abs=1.0)
+    assert not result.limits.feed_in_off
 
 
 def test_rule1_a_multi_rs_honours_the_ccl_so_nothing_is_switched() -> None:

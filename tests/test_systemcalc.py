@@ -6,7 +6,8 @@ What rule 1 of ``core/safety.py`` assumes, and these tests show, with feed-in on
 
 - a VE.Bus ESS Multi: systemcalc maximises the solar charger whatever our CCL (0 A too), and
   passes our CVL (plus its 0.1 V absorb offset) to it: the CVL is the one limit that holds;
-- with feed-in off it passes our CCL, 0 A included, so a hard stop does stop the charger;
+- with feed-in off it passes our CCL, 0 A included, so a hard stop does stop the charger, and
+  our CVL without an offset, so a cut holds the charger at the cut;
 - a Multi-RS (``acsystem``) that exports: the charger gets our CCL plus what the inverter
   exports, so the CCL holds and nothing is switched.
 
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 
 from aggbatt.config import validate_config
+from aggbatt.core.safety import HOLD_AT
 from aggbatt.daemon import Daemon
 from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.sim.battery import SimSerialBattery
@@ -230,10 +232,11 @@ async def test_ess_multi_feed_in_on_only_the_cvl_holds_and_a_hard_stop_switches_
     assert system.feed_in() == 1
 
     # the current reaches the CCL: aggbatt holds it through the CVL, and that CVL (+0.1 V)
-    # is what the charger and the Multi get
+    # is what the charger and the Multi get (the bank then takes the aim: the CVL stays)
     system.set_packs(temperature_c=3.0, current_a=ccl / 2)
     await system.settle(SERVICE, "/Info/ChargeVoltageLimitation", says("holding the charge"))
-    held = await system.ours("/Info/MaxChargeVoltage")
+    system.set_packs(temperature_c=3.0, current_a=HOLD_AT * ccl / 2)
+    held = await system.settle(SERVICE, "/Info/MaxChargeVoltage", lambda v: v is not None)
     await system.settle(multi.name, "/BatteryOperationalLimits/MaxChargeVoltage", near(held))
     multi.update({"/Hub/ChargeVoltage": held})  # the Multi's ESS setpoint follows the CVL
     await system.settle(mppt, "/Link/ChargeVoltage", near(held + ABSORB_OFFSET_V))
@@ -253,6 +256,28 @@ async def test_ess_multi_feed_in_on_only_the_cvl_holds_and_a_hard_stop_switches_
     system.set_packs(temperature_c=3.0, current_a=0.0)
     await system.settle(mppt, "/Link/ChargeCurrent", is_(math.ceil(ccl)))
     assert system.feed_in() == 0
+
+
+async def test_ess_multi_a_peaking_cell_cuts_the_cvl_and_switches_feed_in_off(
+    system: System,
+) -> None:
+    multi = SimVebus(ess=True)
+    await system.start(multi)
+    mppt = system.mppt.name
+    await system.settle(mppt, "/Link/ChargeCurrent", is_(MPPT_MAX_A))  # feed-in on
+
+    # one cell 3.47 V (over max_cell_voltage 3.45): the CVL is cut and feed-in goes off, so
+    # the charger gets the cut CVL itself (no feed-in offset) and the CCL again
+    pack = system.packs[0]
+    pack.set_cell_offset(1, 3.47 - pack.cell_voltages()[0])
+    await system.settle(SERVICE, "/Info/ChargeVoltageLimitation", says("cut to the cells"))
+    assert system.feed_in() == 0
+    cut = await system.ours("/Info/MaxChargeVoltage")
+    ccl = await system.ours("/Info/MaxChargeCurrent")
+    await system.settle(multi.name, "/BatteryOperationalLimits/MaxChargeVoltage", near(cut))
+    multi.update({"/Hub/ChargeVoltage": cut})  # the Multi's ESS setpoint follows the CVL
+    await system.settle(mppt, "/Link/ChargeVoltage", near(cut))
+    await system.settle(mppt, "/Link/ChargeCurrent", is_(math.ceil(ccl)))
 
 
 async def test_multi_rs_honours_the_ccl_with_feed_in_on_so_nothing_is_switched(

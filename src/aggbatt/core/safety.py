@@ -21,10 +21,11 @@ Rule 1. A limit that DVCC would not enforce is not a limit, and a protection tha
         :data:`FEED_IN_RESTORE_AFTER_S` (after a cut, with every cell below the max and the
         cells within ``cell_diff_goal``; after a failed hold, with the current well below the
         CCL all that time); the wait doubles with each episode begun in the last 24 h, up to
-        :data:`FEED_IN_BACKOFF_MAX` times: each switch is a flash write;
+        :data:`FEED_IN_BACKOFF_MAX` times: each switch is a flash write. The CVL then starts
+        from the bank's voltage and rises as the hold lets it;
     (d) where DVCC honours the CCL with feed-in on (a Multi-RS: systemcalc exports what the
         battery does not take), nothing is switched and no current is held.
-    Enforced in :func:`feed_in_decision` and :func:`current_hold`.
+    Enforced in :func:`feed_in_decision`, :func:`current_hold` and :func:`_restore_ramp`.
 Rule 2. One bad value never hides good ones. A missing or implausible value is a fault of its
     path only: reported (``InternalFailure`` warning; one log line per episode), and taken at
     the last good value the pack published, so a cell near the top keeps the cut and a dead
@@ -145,7 +146,9 @@ HOLD_RISE_V_PER_CELL_S = 0.001
 """Rule 1: the hold's CVL rises at most this fast (it falls at once)."""
 HOLD_R_CELL_OHM = 0.0005
 """Rule 1: a cell's resistance (cell and its share of the wiring) the hold estimates with; a
-high estimate moves the CVL further than needed, and the next cycle corrects it."""
+high estimate moves the CVL further than needed, and the next cycle corrects it ..."""
+HOLD_GAIN = 0.5
+"""... by this share of the error a second (stable for an estimate up to 4x the truth)."""
 HOLD_FAILS_AFTER_S = 30.0
 """Rule 1: the current over its CCL by 10 % + 2 A this long with feed-in on: the CVL does not
 hold it, feed-in goes off ..."""
@@ -312,12 +315,30 @@ def enforce(
     limits = replace(raw, cvl=cvl, ccl=ccl, dcl=dcl, mode=mode)
     held = replace(state, hold_cvl=hold_cvl, over_since=_over_since(agg, ccl, state, now))
     decided = feed_in_decision(limits, agg, config, held, now, ccl_honoured)
+    after = decided.state
+    if state.feed_in_off and not decided.feed_in_off and not ccl_honoured:
+        cvl = _restore_ramp(cvl, agg)
+        if cvl.cause is Cause.CURRENT_HOLD:
+            after = replace(after, hold_cvl=cvl.value)
+        limits = replace(limits, cvl=cvl)
     return replace(
         limits,
         feed_in_off=decided.feed_in_off,
         feed_in_reason=decided.reason,
-        state=replace(decided.state, last_cvl=cvl.value, last_time=now),
+        state=replace(after, last_cvl=cvl.value, last_time=now),
     )
+
+
+def _restore_ramp(cvl: Limit, agg: Aggregate) -> Limit:
+    """Rule 1 (c): when feed-in comes back, the CVL starts from the bank's voltage, and the
+    hold lets it rise at :data:`HOLD_RISE_V_PER_CELL_S`. With feed-in off DVCC held the
+    current at the CCL; a CVL far above the bank would let the maximised chargers push the
+    whole PV current in before the hold can see it."""
+    volts = agg.voltage
+    if volts is None or volts >= cvl.value:
+        return cvl
+    reason = f"feed-in restored: the CVL rises from the bank's {volts:.2f} V"
+    return Limit(round(volts, 3), reason, Cause.CURRENT_HOLD)
 
 
 def over_voltage(agg: Aggregate, config: Config) -> bool:
@@ -447,21 +468,27 @@ def current_hold(
 ) -> tuple[Limit, float | None]:
     """Rule 1 (a): the CVL at which the bank takes :data:`HOLD_AT` of its CCL, and that CVL
     (None when nothing is held). With feed-in on DVCC honours the CVL only; the Multi exports
-    what the bank does not take at it."""
+    what the bank does not take at it. The lower of two estimates: from the bank's voltage and
+    the estimated resistance, and from the last hold corrected by :data:`HOLD_GAIN` of the
+    error a second (rising at most at the ramp), which also brings down a bank that sits
+    above its CVL."""
     current, volts = agg.current, agg.voltage
     n = max(1, len(agg.batteries))
     if current is None or volts is None or ccl.value <= 0.0:
         return cvl, None
-    holding = state.hold_cvl is not None
-    if not holding and current < HOLD_ON * ccl.value:
+    if state.hold_cvl is None and current < HOLD_ON * ccl.value:
         return cvl, None
     cells = config.batteries.cells_per_battery
     r_bank = HOLD_R_CELL_OHM * cells / n
     aim = HOLD_AT * ccl.value
-    wanted = volts - (current - aim) * r_bank
-    if holding and state.hold_cvl is not None and state.last_time is not None:
-        rise = HOLD_RISE_V_PER_CELL_S * cells * max(0.0, now - state.last_time)
-        wanted = min(wanted, state.hold_cvl + rise)
+    wanted = volts - (current - aim) * r_bank  # from the bank's voltage
+    if state.hold_cvl is not None:
+        # and from the last hold, the lower: a bank that sits above the CVL (the chargers get
+        # it + 0.1 to 0.4 V with feed-in on) is corrected too; up at most at the ramp
+        elapsed = max(0.0, now - state.last_time) if state.last_time is not None else 0.0
+        step = HOLD_GAIN * min(1.0, elapsed) * (current - aim) * r_bank
+        step = max(step, -HOLD_RISE_V_PER_CELL_S * cells * elapsed)
+        wanted = min(wanted, state.hold_cvl - step)
     wanted = max(wanted, cells * config.control.own.min_cell_voltage)
     if wanted >= cvl.value:
         return cvl, None  # the CVL alone keeps the current below the CCL
