@@ -216,7 +216,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         lambda: world(2, "clear", spread=0.05),
         JUNE,
         export_kept=True,
-        found="the daily top of charge: the CVL cut holds the highest cell, feed-in per episode",
+        found="the daily top of charge: the packs' taper is held through the CVL with feed-in "
+        "on, the highest cell stays below the cut and the surplus is exported",
     ),
     Scenario(
         "winter-month",
@@ -408,8 +409,9 @@ SCENARIOS += (
         lambda: world(2, "clear", soc=0.3, offset_v=0.2),
         JUNE,
         found="systemcalc lets the solar chargers run up to 0.4 V above the CVL with feed-in on: "
-        "the CVL then holds the current 60 A too high, the hold fails, feed-in goes off for the "
-        "rest of the charge (one episode a day) and DVCC's CCL holds the packs",
+        "the hold corrects the offset from its last value and holds the current through the "
+        "morning; at the top the offset lifts the highest cell to the max, and the cut switches "
+        "feed-in off until the cells settle in the evening (one episode a day)",
     ),
     Scenario(
         "multi-rs",
