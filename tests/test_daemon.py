@@ -337,12 +337,22 @@ async def test_replay_of_bct_matches_victrons_own_aggregate(
     daemon = Daemon(config, tmp_path, bus_address)
     await daemon.start()
     lynx = next(r for r in replayer.recordings if r.name.endswith("lynxparallel0"))
+    house = next(r for r in replayer.recordings if r.name.endswith("vi1_uc427738"))  # 48v House
+    paths = ("/Dc/0/Voltage", "/Dc/0/Current", "/Soc")
     worst = {"voltage": 0.0, "current": 0.0, "soc": 0.0}
     off_ticks = 0
+
+    def arrived(tick: int) -> bool:
+        """The daemon has seen the house bank's values of this tick."""
+        assert daemon.monitor is not None
+        seen = daemon.monitor.services.get(house.name)
+        want = house.state_at(tick)
+        return seen is not None and all(seen.values.get(p) == want[p] for p in paths)
+
     try:
         for tick in range(0, lynx.last_tick + 1):
             replayer.play_tick(tick)
-            await asyncio.sleep(0.002)
+            await wait_until(lambda t=tick: arrived(t), interval=0.001)
             daemon.cycle()
             assert daemon.result is not None
             agg = daemon.result.aggregate

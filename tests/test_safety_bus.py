@@ -168,7 +168,7 @@ async def test_rule11_a_user_who_re_enables_feed_in_is_overruled(
 ) -> None:
     await start(bench)
     bench.packs[0].set_cell_offset(3, 0.3)
-    await wait_until(lambda: feed_in(bench) == 0)
+    await wait_until(lambda: feed_in(bench) == 0, timeout=15.0)
     assert bench.raw is not None
     with caplog.at_level(logging.WARNING):
         code = await busmod.call(
@@ -178,7 +178,7 @@ async def test_rule11_a_user_who_re_enables_feed_in_is_overruled(
         assert code == [0]
         await wait_until(lambda: feed_in(bench) == 1, timeout=1.0)
         await cycle(bench)
-        await wait_until(lambda: feed_in(bench) == 0)
+        await wait_until(lambda: feed_in(bench) == 0, timeout=15.0)
     assert "overruled" in caplog.text
 
 
