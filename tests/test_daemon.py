@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import sys
 import time
@@ -352,7 +353,7 @@ async def test_replay_of_bct_matches_victrons_own_aggregate(
     try:
         for tick in range(0, lynx.last_tick + 1):
             replayer.play_tick(tick)
-            await wait_until(lambda t=tick: arrived(t), interval=0.001)
+            await wait_until(functools.partial(arrived, tick), interval=0.001)
             daemon.cycle()
             assert daemon.result is not None
             agg = daemon.result.aggregate
