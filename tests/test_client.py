@@ -279,3 +279,51 @@ async def test_a_superseded_scan_leaves_nothing_behind(
     await svc.close()
     await wait_until(lambda: BATT not in mon.services)
     assert owner not in mon._by_owner
+
+
+async def test_namespaces_are_received_from_every_service_and_cells_only_when_watched(
+    bus_address: str,
+) -> None:
+    """Rule 4's subscription: a handful of namespace rules for all packs, a watch per pack."""
+    rec = Recorder()
+    mon = await Monitor.connect(
+        bus_address, listener=rec, signals=("/Dc", "/Soc"), in_full=lambda n: "vebus" in n
+    )
+    cells = {f"/Voltages/Cell{i}": 3.30 for i in range(1, 4)}
+    pack = await make_service(
+        bus_address, BATT, {"/DeviceInstance": 1, "/Soc": 50.0, "/Dc/0/Voltage": 9.9, **cells}
+    )
+    multi = await make_service(
+        bus_address, "com.victronenergy.vebus.ttyS4", {"/DeviceInstance": 2, "/Ac/Out": 1.0}
+    )
+    try:
+        await mon.start()
+        snapshot = mon.services[BATT].values
+        assert snapshot["/Voltages/Cell2"] == 3.30  # the scan reads everything
+        pack["/Voltages/Cell2"] = 3.31  # a lone update: PropertiesChanged, as serialbattery's
+        pack["/Soc"] = 51.0
+        pack["/Dc/0/Voltage"] = 9.95
+        multi["/Ac/Out"] = 2.0  # a service received in full
+        await wait_until(lambda: snapshot["/Dc/0/Voltage"] == 9.95)
+        await wait_until(
+            lambda: mon.services["com.victronenergy.vebus.ttyS4"].values["/Ac/Out"] == 2.0
+        )
+        assert snapshot["/Soc"] == 51.0
+        assert snapshot["/Voltages/Cell2"] == 3.30  # not subscribed
+        await mon.watch(BATT, ("/Voltages",))
+        pack["/Voltages/Cell3"] = 3.32
+        await wait_until(lambda: snapshot["/Voltages/Cell3"] == 3.32)
+        read = await mon.read(BATT, "/Voltages")
+        assert read == {"/Voltages/Cell1": 3.30, "/Voltages/Cell2": 3.31, "/Voltages/Cell3": 3.32}
+        mon.update(BATT, read)
+        assert snapshot["/Voltages/Cell2"] == 3.31
+        assert (BATT, {"/Voltages/Cell2": 3.31}) in rec.changes
+        await mon.unwatch(BATT, ("/Voltages",))  # RemoveMatch is answered before it returns
+        pack["/Voltages/Cell1"] = 3.29
+        pack["/Soc"] = 52.0
+        await wait_until(lambda: snapshot["/Soc"] == 52.0)
+        assert snapshot["/Voltages/Cell1"] == 3.30
+    finally:
+        await pack.close()
+        await multi.close()
+        await mon.close()

@@ -8,7 +8,11 @@ service it wants (a predicate on the well-known name), it:
 
 1. records the service under its owner's unique name, the key every signal carries;
 2. adds match rules for that sender's ``ItemsChanged`` (on ``/``) and ``PropertiesChanged``
-   (any path) *before* scanning, so no update is lost between scan and subscription;
+   (any path) *before* scanning, so no update is lost between scan and subscription. With
+   ``signals`` (path namespaces) the ``PropertiesChanged`` of those namespaces are received
+   from every service by a handful of rules set once, and only the services ``in_full`` names
+   get the any-path rule; :meth:`Monitor.watch` adds a namespace for one service (a pack's
+   cells) and :meth:`Monitor.read` reads a subtree once;
 3. scans with ``GetItems``; when the service has no such method, the legacy way: ``GetValue``
    on ``/`` (relative keys), then per-path ``GetValue`` for the paths the caller named for
    that service class. A scan that times out is never half-trusted: the service is not
@@ -81,6 +85,8 @@ class RemoteService:
     full: bool = False
     """True once it reached :data:`MAX_PATHS` (new paths are ignored, said once)."""
     _seen_in_scan: set[str] | None = field(default_factory=set, repr=False)
+    _reads: list[set[str]] = field(default_factory=list, repr=False)
+    """Paths signalled while a :meth:`Monitor.read` of the service is under way."""
 
     @property
     def service_class(self) -> str:
@@ -101,6 +107,8 @@ class RemoteService:
         seen = self._seen_in_scan
         if seen is not None:
             seen.update(changes)
+        for read in self._reads:
+            read.update(changes)
         changed: dict[str, Value] = {}
         values = self.values
         for path, value in changes.items():
@@ -166,6 +174,8 @@ class Monitor:
         listener: MonitorListener | None = None,
         fallback_paths: Mapping[str, Sequence[str]] | None = None,
         clock: Clock = time.monotonic,
+        signals: Sequence[str] | None = None,
+        in_full: Callable[[str], bool] = lambda name: True,
     ) -> None:
         self.bus = bus
         self.listener = listener or MonitorListener()
@@ -175,6 +185,12 @@ class Monitor:
         self._ignore = set(ignore)
         self._fallback_paths = dict(fallback_paths or {})
         self._clock = clock
+        self._signals = tuple(signals) if signals is not None else None
+        """Path namespaces whose PropertiesChanged come from every service (None: per service,
+        every path)."""
+        self._in_full = in_full
+        self._owner_rules: dict[str, list[str]] = {}
+        """The match rules added for each owner, removed when it leaves."""
         self._by_owner: dict[str, list[RemoteService]] = {}
         self._pending: dict[str, RemoteService] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -203,6 +219,8 @@ class Monitor:
             await busmod.add_match(self.bus, rule + ",arg0namespace='com.victronenergy'")
         except BusCallError:  # a bus without arg0namespace support
             await busmod.add_match(self.bus, rule)
+        for namespace in self._signals or ():
+            await busmod.add_match(self.bus, _namespace_rule("", namespace))
         self._started = True
         names = [n for n in await busmod.list_names(self.bus) if self._wanted(n)]
         owners = await asyncio.gather(*(busmod.get_name_owner(self.bus, n) for n in names))
@@ -229,6 +247,64 @@ class Monitor:
 
     def of_class(self, service_class: str) -> list[RemoteService]:
         return [s for s in self.services.values() if s.service_class == service_class]
+
+    async def watch(self, name: str, namespaces: Sequence[str]) -> None:
+        """Receive these path namespaces of one tracked service too (a pack's cells)."""
+        service = self.services.get(name)
+        if service is None:
+            return
+        rules = self._owner_rules.setdefault(service.owner, [])
+        for namespace in namespaces:
+            rule = _namespace_rule(service.owner, namespace)
+            if rule not in rules:
+                rules.append(rule)
+                with contextlib.suppress(BusCallError):
+                    await busmod.add_match(self.bus, rule)
+
+    async def unwatch(self, name: str, namespaces: Sequence[str]) -> None:
+        """Stop receiving what :meth:`watch` added."""
+        service = self.services.get(name)
+        if service is None:
+            return  # its rules went with it
+        rules = self._owner_rules.get(service.owner, [])
+        for namespace in namespaces:
+            rule = _namespace_rule(service.owner, namespace)
+            if rule in rules:
+                rules.remove(rule)
+                await self._remove_match(rule)
+
+    async def read(self, name: str, path: str) -> dict[str, Value] | None:
+        """One ``GetValue`` of a subtree (or a leaf) of a tracked service, with absolute paths,
+        less any path signalled while the call ran (the signal is as new or newer); None when
+        it did not answer. Nothing is stored: :meth:`update` does that."""
+        service = self.services.get(name)
+        if service is None:
+            return None
+        seen: set[str] = set()
+        service._reads.append(seen)
+        try:
+            body = await busmod.call(
+                self.bus, service.owner, path, "GetValue", timeout=SCAN_TIMEOUT
+            )
+        except BusCallError as exc:
+            log.debug("GetValue %s%s failed: %s", name, path, exc)
+            return None
+        finally:
+            service._reads.remove(seen)
+        tree = unwrap(body[0]) if body else None
+        if not isinstance(tree, dict):
+            return None if tree is None or path in seen else {path: tree}
+        base = path.rstrip("/")
+        return {p: v for k, v in tree.items() if (p := f"{base}/{k}") not in seen}
+
+    def update(self, name: str, values: Mapping[str, Value]) -> None:
+        """Store values read by :meth:`read` as if signalled, and tell the listener."""
+        service = self.services.get(name)
+        if service is None or not values:
+            return
+        changed = service.apply(values, self._clock())
+        if changed:
+            self.listener.values_changed(service, changed)
 
     async def set_value(self, name: str, path: str, value: Value) -> int:
         """SetValue on another service; returns its code, or -1 when the call failed."""
@@ -306,11 +382,12 @@ class Monitor:
     async def _add(self, name: str, owner: str, attempt: int = 0) -> None:
         service = RemoteService(name, owner)
         self._pending[name] = service
-        first_of_owner = owner not in self._by_owner
         self._by_owner.setdefault(owner, []).append(service)
         try:
-            if first_of_owner:
-                for rule in self._rules(owner):
+            rules = self._owner_rules.setdefault(owner, [])
+            for rule in self._rules(name, owner):
+                if rule not in rules:
+                    rules.append(rule)
                     await busmod.add_match(self.bus, rule)
             scanned = await self._scan(service)
         except BusCallError as exc:
@@ -376,9 +453,12 @@ class Monitor:
                 values[path] = unwrap(body[0])
         return values
 
-    def _rules(self, owner: str) -> list[str]:
+    def _rules(self, name: str, owner: str) -> list[str]:
         common = f"type='signal',sender='{owner}',interface='{BUSITEM}'"
-        return [f"{common},member='ItemsChanged',path='/'", f"{common},member='PropertiesChanged'"]
+        rules = [f"{common},member='ItemsChanged',path='/'"]
+        if self._signals is None or self._in_full(name):
+            rules.append(f"{common},member='PropertiesChanged'")
+        return rules
 
     def _drop(self, service: RemoteService, tell: bool = True) -> None:
         was_tracked = self.services.get(service.name) is service
@@ -391,8 +471,9 @@ class Monitor:
             siblings.remove(service)
         if not siblings and service.owner in self._by_owner:
             del self._by_owner[service.owner]
+            rules = self._owner_rules.pop(service.owner, [])
             if self._started and self.bus.connected:
-                for rule in self._rules(service.owner):
+                for rule in rules:
                     self._spawn(self._remove_match(rule))
         if was_tracked and tell:
             log.debug("%s left the bus", service.name)
@@ -401,3 +482,12 @@ class Monitor:
     async def _remove_match(self, rule: str) -> None:
         with contextlib.suppress(BusCallError):
             await busmod.remove_match(self.bus, rule)
+
+
+def _namespace_rule(sender: str, namespace: str) -> str:
+    """PropertiesChanged under ``namespace`` (the path and below), of one sender or of all."""
+    who = f"sender='{sender}'," if sender else ""
+    return (
+        f"type='signal',{who}interface='{BUSITEM}',member='PropertiesChanged',"
+        f"path_namespace='{namespace}'"
+    )
