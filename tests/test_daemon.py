@@ -16,6 +16,9 @@ from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from aggbatt.config import Config, validate_config
+from aggbatt.core import cellwatch
+from aggbatt.core.cellwatch import Why
+from aggbatt.core.limits import Cause
 from aggbatt.daemon import Daemon
 from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.sim.battery import SimSerialBattery
@@ -441,10 +444,84 @@ async def test_only_changes_that_matter_run_an_early_cycle(bench: Bench) -> None
     pack.set_cell_offset(7, 0.001)  # an ordinary cell wiggle, far from any limit
     await asyncio.sleep(0.1)
     assert daemon.cycles == before
-    pack.set_cell_offset(7, 0.2)  # within 50 mV of the 3.50 V max
-    await wait_until(lambda: daemon.cycles == before + 1, timeout=1.0)
+    pack.set_cell_offset(7, 0.2)  # within 50 mV of the max
+    await wait_until(lambda: daemon.cycles > before, timeout=1.0)
+    # the summary's cycle, and one more when its cells, read as it entered the band (rule 4),
+    # arrive
+    await asyncio.sleep(0.1)
+    after = daemon.cycles
     pack.force("/Info/MaxChargeCurrent", 50.0)  # a BMS limit
-    await wait_until(lambda: daemon.cycles == before + 2, timeout=1.0)
+    await wait_until(lambda: daemon.cycles == after + 1, timeout=1.0)
+
+
+async def cycle_until(daemon: Daemon, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Run the periodic cycle (which ``bench.start`` leaves to the test) until ``condition``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not met within {timeout} s"
+        daemon.cycle()
+        await asyncio.sleep(0.1)
+
+
+async def test_rule4_a_cell_entering_the_band_is_seen_within_one_summary_update(
+    bench: Bench,
+) -> None:
+    """Outside the band a pack's cell signals are not received (the cost on a GX); its
+    summary is, and the summary entering the band brings its cells with it."""
+    daemon = await bench.start(make_config())  # the band from 3.40 V; the packs at 3.29 V
+    pack = bench.packs[0]
+    cells = daemon.cells
+    assert cells is not None and daemon.monitor is not None
+    name = pack.name
+    await wait_until(lambda: cells.watch.checked_at.get(name, -math.inf) > -math.inf)
+    assert name not in cells.watch.watched
+    snapshot = daemon.monitor.services[name].values
+    before = snapshot["/Voltages/Cell3"]
+    pack.set_cell_offset(3, 0.002)  # a wiggle in the flat middle
+    await wait_until(lambda: snapshot["/System/MaxCellVoltage"] == max(pack.cell_voltages()))
+    await asyncio.sleep(0.1)
+    assert snapshot["/Voltages/Cell3"] == before  # not received: its cells are not watched
+    pack.set_cell_offset(7, 0.15)  # C7 near the balancing target: its summary enters the band
+    c7 = pack.cell_voltages()[6]
+    await wait_until(lambda: snapshot["/Voltages/Cell7"] == c7, timeout=0.5)
+    assert snapshot["/Voltages/Cell3"] == pack.cell_voltages()[2]  # every cell read as it entered
+    assert cells.watch.watched[name] is Why.BAND
+    pack.set_cell_offset(5, 0.004)  # now every cell change is received
+    c5 = pack.cell_voltages()[4]
+    await wait_until(lambda: snapshot["/Voltages/Cell5"] == c5, timeout=0.5)
+    pack.set_cell_offset(7, 0.0)  # back in the middle: the watch ends at the next cycle
+    await cycle_until(daemon, lambda: name not in cells.watch.watched)
+    assert snapshot["/Voltages/Cell7"] == pack.cell_voltages()[6]  # read once more as it left
+
+
+async def test_rule4_a_summary_that_disagrees_with_its_cells_is_a_fault_and_the_cells_count(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A BMS whose summary misses a cell over the cut: the cross-check reads its cells, the
+    fault is reported, the cells are watched and the worse of both cuts the CVL."""
+    monkeypatch.setattr(cellwatch, "CROSS_CHECK_S", 0.5)
+    daemon = await bench.start(make_config())
+    pack = bench.packs[0]
+    cells = daemon.cells
+    assert cells is not None
+    name = pack.name
+    pack.force("/System/MaxCellVoltage", 3.291)  # the summary stays in the middle ...
+    pack.set_cell_offset(7, 0.25)  # ... while C7 is over the 3.45 V cut
+
+    def disagrees() -> bool:
+        faults = daemon.result.aggregate.faults.get(name, ()) if daemon.result else ()
+        return any("disagrees with its cells" in f.problem for f in faults)
+
+    await wait_until(disagrees, timeout=3.0)
+    assert cells.watch.watched[name] is Why.DISAGREES
+    await wait_until(
+        lambda: daemon.result is not None and daemon.result.limits.cvl.cause is Cause.CVL_CUT
+    )
+    items = await bench.items()
+    assert items["/Alarms/InternalFailure"] >= 1
+    pack.set_cell_offset(7, 0.0)
+    pack.unforce("/System/MaxCellVoltage")
+    await cycle_until(daemon, lambda: name not in cells.watch.disagree and not disagrees())
 
 
 async def test_an_urgent_change_right_after_a_cycle_is_not_delayed(

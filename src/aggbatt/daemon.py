@@ -33,9 +33,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from aggbatt.cells import CellSubscriber
 from aggbatt.config import Config
 from aggbatt.core import coulomb
 from aggbatt.core.battery import Invalid
+from aggbatt.core.cellwatch import read_namespaces
 from aggbatt.core.engine import (
     CycleResult,
     EngineState,
@@ -112,6 +114,7 @@ class Daemon(MonitorListener):
         self.service: VeService | None = None
         self.settings: SettingsClient | None = None
         self.feed_in: FeedInKeeper | None = None
+        self.cells: CellSubscriber | None = None
         loaded = load_state(state_dir, wall_clock())
         self.engine: EngineState = initial_state(loaded.state)
         self.result: CycleResult | None = None
@@ -163,7 +166,11 @@ class Daemon(MonitorListener):
             listener=self,
             fallback_paths={"battery": ["/Dc/0/Voltage", "/Dc/0/Current", "/Soc", "/ProductName"]},
             clock=self.mono,
+            # rule 4: what the core reads of the packs; their cells only where they matter
+            signals=read_namespaces(config),
+            in_full=lambda n: service_class(n) != config.batteries.service_class,
         )
+        self.cells = CellSubscriber(self.monitor, config, self._spawn, self.mono)
         self.settings = SettingsClient(self.monitor.bus)
         self.feed_in = FeedInKeeper(self.settings, self._feed_in_original, self._persist_feed_in)
         # localsettings: waited for briefly, never for long; it may come (back) at any time
@@ -407,6 +414,8 @@ class Daemon(MonitorListener):
         name = service.name
         if name not in self._bank:
             return  # a battery that is not in the bank never drives the loop
+        if self.cells is not None:
+            self.cells.on_values(service, changes)
         for path in changes:  # rule 10: the core says which paths are signs of life
             if is_measurement(path):
                 self._measured_at[name] = service.last_change
@@ -488,10 +497,13 @@ class Daemon(MonitorListener):
             now_mono=now_mono, now_wall=now_wall, month=time.localtime(now_wall).tm_mon,
             measured_current=measured.value, activity=activity,
             ccl_honoured=ccl_honoured_with_feed_in(services),
+            cell_faults=self.cells.watch.disagree if self.cells else None,
         )  # fmt: skip
         self.engine = result.state
         self.result = result
         self._urgency = urgency(result.limits, config)
+        if self.cells is not None:
+            self.cells.after_cycle(batteries, self._urgency.attentive, now_mono)
         self.cycles += 1
         return result
 

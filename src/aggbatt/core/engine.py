@@ -19,6 +19,7 @@ from aggbatt.core import coulomb
 from aggbatt.core.battery import (
     Battery,
     Expect,
+    Fault,
     Invalid,
     Offline,
     left_out,
@@ -158,13 +159,16 @@ def read_all(
     known: Mapping[str, KnownPack] | None = None,
     unseen_since: Mapping[str, float] | None = None,
     measured_current: float | None = None,
+    cell_faults: Mapping[str, Fault] | None = None,
 ) -> tuple[Battery | Invalid, ...]:
     """Read every pack on the bus, and every pack of the bank that is not on it.
 
     ``memory`` holds each pack's last good reading (rule 2); ``activity`` when its values last
     moved (rule 10); ``known`` the bank's packs (rule 15): one of them that is not on the bus is
     :attr:`Offline.GONE`, keeping its last flags and cells, until it is back or forgotten.
+    ``cell_faults``: packs whose summary disagreed with their cells (rule 4, core.cellwatch).
     """
+    cell_faults = cell_faults or {}
     memory = memory or {}
     activity = activity or {}
     known = known or {}
@@ -178,9 +182,10 @@ def read_all(
     readings: list[Battery | Invalid] = []
     for key in sorted(snapshots):
         held = memory.get(key)
-        readings.append(
-            read_battery(key, names[key], snapshots[key], held.last if held else None, expect)
-        )
+        reading = read_battery(key, names[key], snapshots[key], held.last if held else None, expect)
+        if key in cell_faults:
+            reading = replace(reading, faults=(*reading.faults, cell_faults[key]))
+        readings.append(reading)
     batteries = [r for r in readings if isinstance(r, Battery)]
     flow = abs(
         measured_current if measured_current is not None else sum(b.current for b in batteries)
@@ -285,6 +290,7 @@ def run_cycle(
     measured_current: float | None = None,
     activity: Mapping[str, Activity] | None = None,
     ccl_honoured: bool = False,
+    cell_faults: Mapping[str, Fault] | None = None,
 ) -> CycleResult:
     """Everything one cycle decides; ``snapshots`` holds the selected batteries' values.
 
@@ -293,7 +299,7 @@ def run_cycle(
     state = _renamed(state, found)
     readings = read_all(
         snapshots, preferred_names, config, state.memory, activity, now_mono, state.known,
-        state.unseen_since, measured_current,
+        state.unseen_since, measured_current, cell_faults,
     )  # fmt: skip
     agg = merge(
         readings,

@@ -38,7 +38,13 @@ Rule 3. Honour every block. ``/Io/AllowToCharge 0`` (or discharge) of any pack s
     bank at 0 A. A pack's alarms are never lowered. Enforced in
     :func:`aggbatt.core.merge.merge` (who blocks) and :func:`enforce` (the 0 A).
 Rule 4. Both sources of a cell extreme count: a pack's summary path and its cells, the worse
-    wins; fewer cell paths than cells is a fault. Enforced in ``read_battery``.
+    wins; fewer cell paths than cells is a fault. The summary is received always; the cells
+    live only where they can matter (the summary within a band of the balancing target and
+    the cut, or of the empty end; a cut, block, stop or latch; no summary published), and
+    otherwise read once every ``CROSS_CHECK_S`` and compared with the summary of the same
+    poll: a disagreement is a fault, and that pack's cells are then read live until a check
+    agrees. A summary entering the band brings its cells at once.
+    Enforced in ``read_battery`` (the worse wins) and :mod:`aggbatt.core.cellwatch` (where).
 Rule 5. A pack that does not match the configuration (cell count, or a voltage implausible for
     the chemistry at that count) is left out of the means, raises ``InternalFailure`` to an
     alarm and holds the bank's CCL at 0 while it is on the bus; no CVL is computed from its
@@ -66,7 +72,8 @@ Rule 9. Balancing ends: after ``balancing_max_hours`` at the target without conv
     long in the holding phase, with a warning; a last balancing in the future is reported and
     treated as due. Enforced in :func:`aggbatt.core.balancing.step`.
 Rule 10. Frozen means frozen. While current flows (through the pack, or through the bank at
-    :data:`FROZEN_CURRENT_A` a pack), a pack whose cells and current have not changed for
+    :data:`FROZEN_CURRENT_A` a pack), a pack whose cells (or their summary, rule 4) and
+    current have not changed for
     ``frozen_after``, or none of whose measurements (cells, voltage, current, SoC,
     temperatures: :func:`is_measurement`) changed for ``stale_after``, is frozen: unseen
     (rule 15). Paths that tick by themselves (serialbattery's ``/History/*`` and
@@ -173,6 +180,8 @@ _CELL_PREFIXES = (
     "/Voltages/Cell", "/Cell/", "/System/MaxCellVoltage", "/System/MinCellVoltage",
 )  # fmt: skip
 _LINK_PATHS = ("/Dc/0/Voltage", "/Dc/0/Current")
+_VITAL = ("/Dc/0/Current", "/Voltages/Cell", "/Cell/", "/System/MaxCellVoltage",
+          "/System/MinCellVoltage")  # fmt: skip
 _MEASUREMENTS = (
     "/Voltages/Cell", "/Cell/", "/Dc/0/Voltage", "/Dc/0/Current", "/Soc", "/Dc/0/Temperature",
     "/System/MinCellTemperature", "/System/MaxCellTemperature", "/System/MinCellVoltage",
@@ -191,8 +200,10 @@ class Activity:
 
 
 def is_vital(path: str) -> bool:
-    """The paths that must move while current flows through the pack (rule 10)."""
-    return path == "/Dc/0/Current" or path.startswith(("/Voltages/Cell", "/Cell/"))
+    """The paths that must move while current flows through the pack (rule 10): the current,
+    the cells, and the cells' summary (which is all of them that is received outside the band,
+    rule 4)."""
+    return path.startswith(_VITAL)
 
 
 def is_measurement(path: str) -> bool:

@@ -1,0 +1,110 @@
+"""The shell of rule 4: watches, unwatches and reads the packs' cells as the core decides.
+
+:mod:`aggbatt.core.cellwatch` decides which packs' cells are watched and when a pack's cells
+are read for the cross-check; this module only moves the data: match rules through the
+:class:`~aggbatt.venus.client.Monitor`, one ``GetValue`` of a pack's cell subtree per read, and
+the result back into the core and into the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from aggbatt.config import Config
+from aggbatt.core import cellwatch
+from aggbatt.core.cellwatch import CELL_NAMESPACES, CellWatch, cell_band
+from aggbatt.venus.client import Monitor, RemoteService
+from aggbatt.venus.wire import Value
+
+log = logging.getLogger("aggbatt")
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+DEFER_S = 0.005
+"""Match rules and reads start this long after they are decided, so that the signals of the
+cycle that decided them (a new CVL) are written to the bus first."""
+
+
+class CellSubscriber:
+    """Keeps each pack's cell subscription as :class:`CellWatch` says."""
+
+    def __init__(
+        self, monitor: Monitor, config: Config, spawn: Spawn, clock: Callable[[], float]
+    ) -> None:
+        self.monitor = monitor
+        self.config = config
+        self.watch = CellWatch(cell_band(config, attentive=True))
+        self._spawn = spawn
+        self._clock = clock
+        self._live: set[str] = set()
+        """Packs whose cells' match rules are added (or being added)."""
+        self._reading: set[str] = set()
+        self._interval = cellwatch.check_interval(config)
+
+    def after_cycle(
+        self, bank: Mapping[str, Mapping[str, Value]], attentive: bool, now: float
+    ) -> None:
+        """The core's plan for the next cycle's packs; the reads that are due."""
+        before = self.watch.watched
+        self.watch = cellwatch.plan(self.watch, bank, cell_band(self.config, attentive), now)
+        for key in self.watch.watched.keys() - before.keys():
+            log.debug("cells of %s watched: %s", key, self.watch.watched[key].value)
+        self._sync()
+        for key in self.watch.due(now, self._interval):
+            if key not in self._reading:
+                self._defer(self._read, key)
+
+    def on_values(self, service: RemoteService, changes: Mapping[str, Value]) -> None:
+        """A signal of a pack of the bank: a summary entering the band is watched at once."""
+        name = service.name
+        if name not in self.watch.watched and self.watch.band.enters(changes):
+            self.watch = cellwatch.watch_now(self.watch, name)
+            self._sync()
+
+    def _sync(self) -> None:
+        wanted = self.watch.watched.keys()
+        for key in wanted - self._live:
+            self._live.add(key)
+            self._defer(self._watch, key)
+        for key in self._live - wanted:
+            self._live.discard(key)
+            self._defer(self._unwatch, key)
+
+    def _defer(self, job: Callable[[str], Coroutine[Any, Any, None]], key: str) -> None:
+        asyncio.get_running_loop().call_later(DEFER_S, lambda: self._spawn(job(key)))
+
+    async def _watch(self, key: str) -> None:
+        await self._change(key, watch=True)
+
+    async def _unwatch(self, key: str) -> None:
+        await self._change(key, watch=False)
+
+    async def _change(self, key: str, watch: bool) -> None:
+        """Watch (or stop watching) a pack's cells, then read them once: the cells entering
+        are current at once, and the cells leaving are left current, not stale."""
+        if watch:
+            await self.monitor.watch(key, CELL_NAMESPACES)
+        else:
+            await self.monitor.unwatch(key, CELL_NAMESPACES)
+        await self._read(key)
+
+    async def _read(self, key: str) -> None:
+        service = self.monitor.services.get(key)
+        if service is None or key in self._reading:
+            return
+        prefix = "/Cell" if "/Cell/1/Volts" in service.values else "/Voltages"
+        self._reading.add(key)
+        try:
+            read = await self.monitor.read(key, prefix)
+        finally:
+            self._reading.discard(key)
+        service = self.monitor.services.get(key)
+        if read is None or service is None:
+            return
+        cells = {p: v for p, v in service.values.items() if cellwatch.is_cell(p)}
+        cells.update(read)
+        # a disagreement is a fault of the pack: the cycle reports it (one line per episode)
+        self.watch = cellwatch.checked(self.watch, key, service.values, cells, self._clock())
+        self.monitor.update(key, read)
+        self._sync()
