@@ -106,7 +106,9 @@ async def test_a_restarted_dbus_daemon_ends_the_process_and_the_service_comes_ba
             assert await asyncio.wait_for(proc.wait(), 5) == 3  # noticed, not silent
             assert proc.stderr is not None
             log = (await proc.stderr.read()).decode()
-            assert "connection is lost" in log
+            assert log.count("connection is lost") == 1, log
+            # issue 21: one line, and no traceback of a task nobody awaited
+            assert "never retrieved" not in log and "Traceback" not in log, log
             # daemontools starts it again; the packs and settings are back too
             system = await System().start(address)
             proc = await start_daemon_process(address, config, tmp_path / "state")

@@ -95,6 +95,12 @@ FORGET_PATH = "/Packs/Forget"
 """Write a pack's name (or service name) here to forget it: ``aggbatt forget``."""
 
 
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Read a finished task's outcome (its exception is logged where it matters)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class Daemon(MonitorListener):
     def __init__(
         self,
@@ -330,6 +336,7 @@ class Daemon(MonitorListener):
 
         SIGTERM is honoured at any time, also while the start waits for a pack or a peer.
         """
+        asyncio.get_running_loop().set_exception_handler(busmod.quiet_lost_connection)
         starting = asyncio.ensure_future(self.start())
         stopping = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -369,24 +376,32 @@ class Daemon(MonitorListener):
         with a non-zero status, so that daemontools starts it again at once."""
         roles = {"monitor": self.monitor, "service": self.service}
         # shielded: cancelling this watch must not cancel dbus-fast's own disconnect future,
-        # which close() still awaits
-        waits = {
-            asyncio.shield(role.bus.wait_for_disconnect()): name  # type: ignore[no-untyped-call]
-            for name, role in roles.items()
-            if role is not None
-        }
+        # which close() still awaits; what the shielded wait ends with is read once, so that
+        # a lost connection is one log line, not a "never retrieved" traceback at exit
+        waits = {}
+        for name, role in roles.items():
+            if role is not None:
+                inner = asyncio.ensure_future(role.bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
+                inner.add_done_callback(_retrieved)
+                waits[asyncio.shield(inner)] = name
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in waits:
-                task.cancel()
+            for task in waits:  # both connections may have ended at once: read each
+                task.cancel() if not task.done() else _retrieved(task)
         if self._stopping.is_set():
             return
         task = next(iter(done))
         why = task.exception() if not task.cancelled() else None
+        self._connection_lost(waits[task], why)
+
+    def _connection_lost(self, role: str, why: BaseException | None) -> None:
+        """One log line, then the exit that daemontools answers with a restart."""
+        if self._stopping.is_set():
+            return
         log.error(
             "the %s's D-Bus connection is lost (%s): exiting so that daemontools starts aggbatt "
-            "again", waits[task], why or "closed",
+            "again", role, why or "closed",
         )  # fmt: skip
         self.exit_code = EXIT_CONNECTION_LOST
         self.stop()
@@ -468,6 +483,8 @@ class Daemon(MonitorListener):
             result = self._compute()
             self._publish(result)
             self._after_cycle(result)
+        except OSError as exc:  # a broken socket: dbus-fast could not even queue the signal
+            self._connection_lost("service", exc)
         except Exception:
             log.exception("cycle failed; the service stays up and the next cycle runs")
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
+
+log = logging.getLogger(__name__)
 
 BUSITEM = "com.victronenergy.BusItem"
 VICTRON_PREFIX = "com.victronenergy."
@@ -103,3 +106,20 @@ async def get_name_owner(bus: MessageBus, name: str) -> str | None:
     except BusCallError:
         return None
     return str(body[0])
+
+
+def quiet_lost_connection(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An event loop exception handler for a process whose bus connection may be lost.
+
+    When a connection breaks, dbus-fast fails the futures of every message still queued
+    (the sends behind its method calls included, which nobody awaits): each would be logged
+    as "Future exception was never retrieved" with a traceback. The loss itself is reported
+    once by whoever watches the connection; those go to the debug log, anything else to
+    asyncio's default handler.
+    """
+    exc = context.get("exception")
+    unretrieved = "never retrieved" in str(context.get("message", ""))
+    if unretrieved and isinstance(exc, OSError | EOFError):
+        log.debug("after a lost connection: %s (%r)", context.get("message"), exc)
+        return
+    loop.default_exception_handler(context)
