@@ -1,15 +1,16 @@
-"""Benchmarks: ``python -m bench dbus [ROUNDS]``, ``daemon [...]`` and ``memory``."""
+"""Benchmarks: ``python -m bench dbus [ROUNDS]``, ``daemon [...]``, ``memory`` and ``cellband``."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import daemon_bench, dbus_cost, memory
+from bench import cellband, daemon_bench, dbus_cost, memory
 
 COMMANDS = {
     "dbus": lambda a: dbus_cost.main(["run", *a]),
     "daemon": daemon_bench.main,
     "memory": memory.main,
+    "cellband": cellband.main,
 }
 
 if __name__ == "__main__":

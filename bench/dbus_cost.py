@@ -100,7 +100,7 @@ async def run_bare(address: str, expected: int, batteries: int) -> dict[str, flo
 
 
 async def run_publisher(address: str, batteries: int, cells: int, rounds: int) -> dict[str, Any]:
-    services = []
+    services: list[VeService] = []
     for name in names(batteries):
         svc = await VeService.connect(name, address)
         svc.add_path("/DeviceInstance", len(services))

@@ -1,8 +1,10 @@
 """Helper processes of the daemon benchmark, each run as ``python -m bench.procs ROLE ...``.
 
-* ``sim ADDRESS BATTERIES CELLS``: fake localsettings and serialbattery packs that change every
-  cell every second, as serialbattery does. Reads commands on stdin: ``peak`` / ``calm`` push
-  cell 2 of pack 1 over the max or back, and print the CLOCK_MONOTONIC time of publishing.
+* ``sim ADDRESS BATTERIES CELLS [SIGNALS SOC RATE]``: fake localsettings and serialbattery packs
+  that change every cell every second (``RATE`` times a second for a soak), as serialbattery
+  does, at a SoC of ``SOC`` (0.45: clear of rule 4's bands). Reads commands on stdin:
+  ``peak`` / ``calm`` push cell 2 of pack 1 over the max or back, and print the
+  CLOCK_MONOTONIC time of publishing.
 * ``bare ADDRESS``: a dbus-fast client with the daemon's match rules that only counts messages.
 * ``probe ADDRESS``: prints the monotonic time and value of every CVL change of aggbatt.
 
@@ -33,9 +35,18 @@ def say(**data: object) -> None:
     print(json.dumps(data), flush=True)
 
 
-async def sim(address: str, batteries: int, cells: int, signals: str = "per-path") -> None:
+async def sim(
+    address: str,
+    batteries: int,
+    cells: int,
+    signals: str = "per-path",
+    soc: float = 0.45,
+    rate_hz: float = 1.0,
+) -> None:
+    """``soc`` 0.45 puts every cell in LFP's flat middle, clear of rule 4's bands; 0.975 at the
+    top, in them. ``rate_hz`` above 1 runs the packs' time faster (a soak)."""
     settings = await FakeLocalSettings.start(address, {FEED_IN_PATH: 1})
-    packs = [SimSerialBattery(f"ttyUSB{i}", i + 1, cells=cells, soc=0.6, capacity_ah=280.0,
+    packs = [SimSerialBattery(f"ttyUSB{i}", i + 1, cells=cells, soc=soc, capacity_ah=280.0,
                               per_path=signals == "per-path")
              for i in range(batteries)]  # fmt: skip
     for pack in packs:
@@ -48,7 +59,7 @@ async def sim(address: str, batteries: int, cells: int, signals: str = "per-path
     async def ticker() -> None:
         rng = random.Random(1)
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0 / rate_hz)
             for pack in packs:
                 pack.current_a = rng.uniform(-20.0, 20.0)  # every cell moves every second
                 pack.step(1.0)
@@ -126,7 +137,10 @@ async def probe(address: str) -> None:
 def main(argv: list[str]) -> int:
     role, address = argv[0], argv[1]
     if role == "sim":
-        asyncio.run(sim(address, int(argv[2]), int(argv[3]), *argv[4:5]))
+        signals = argv[4] if len(argv) > 4 else "per-path"
+        soc = float(argv[5]) if len(argv) > 5 else 0.45
+        rate = float(argv[6]) if len(argv) > 6 else 1.0
+        asyncio.run(sim(address, int(argv[2]), int(argv[3]), signals, soc, rate))
     elif role == "bare":
         asyncio.run(bare(address, argv[2:3] == ["summary"]))
     elif role == "probe":
