@@ -507,7 +507,7 @@ def test_rule7_unsafe_voltages_are_refused_with_key_value_and_fix(
 
 
 def test_rule7_the_shipped_defaults_can_complete_a_balancing_in_every_month() -> None:
-    from aggbatt.core.balancing import GOAL_MARGIN_V
+    from aggbatt.config import GOAL_MARGIN_V
 
     own = Config().control.own
     for month_voltage in own.charge_voltage_per_month:

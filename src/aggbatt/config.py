@@ -21,7 +21,6 @@ from pydantic import (
     model_validator,
 )
 
-from aggbatt.core.balancing import GOAL_MARGIN_V
 from aggbatt.files import read_bounded
 
 PLAUSIBLE_CELL_V = (1.5, 4.5)
@@ -54,6 +53,17 @@ LFP_MONTHS = [3.43, 3.43, 3.42, 3.40, 3.40, 3.40, 3.40, 3.40, 3.40, 3.42, 3.43, 
 with the default max_cell_voltage and cell_diff_goal (rule 7 of core/safety.py), and none is
 above serialbattery's own bulk voltage (3.45 V a cell, docs/serialbattery.md)."""
 SERIALBATTERY_PRODUCT_ID = 0xBA77
+
+
+GOAL_MARGIN_V = 0.01
+"""Per cell: the bank counts as at the balancing voltage within this margin of it (the
+balancing scheduler's goal, core/balancing.py; rule 7 checks that it can be reached)."""
+
+
+def balancing_reach(max_cell_voltage: float, cell_diff_goal: float) -> float:
+    """The highest balancing voltage a cell can reach: the cut at ``max_cell_voltage`` stops
+    the bank before its cells are within ``cell_diff_goal`` of anything higher (rule 7)."""
+    return round(max_cell_voltage + GOAL_MARGIN_V - cell_diff_goal, 4)
 
 
 class ConfigError(ValueError):
@@ -221,7 +231,7 @@ class OwnControlConfig(_Section):
                     f"({self.max_cell_voltage}): the cut would hold the bank below it; fix: lower "
                     f"it to at most {self.max_cell_voltage}"
                 )
-        reach = round(self.max_cell_voltage + GOAL_MARGIN_V - self.cell_diff_goal, 4)
+        reach = balancing_reach(self.max_cell_voltage, self.cell_diff_goal)
         months = self.charge_voltage_per_month
         target = max(self.balancing_voltage, *months)
         if target > reach:

@@ -30,9 +30,9 @@ from aggbatt.config import (
     Config,
     ConfigError,
     OwnControlConfig,
+    balancing_reach,
     validate_config,
 )
-from aggbatt.core.balancing import GOAL_MARGIN_V
 
 
 class IniImportError(ValueError):
@@ -354,7 +354,7 @@ def _fit_safety_rules(out: Converted) -> None:
     if vmax > CELL_WINDOWS["LFP"][1]:
         chemistry = "NMC"
     out.set("batteries", "chemistry", chemistry, "from MAX_CELL_VOLTAGE")
-    reach = round(vmax + GOAL_MARGIN_V - goal, 4)
+    reach = balancing_reach(vmax, goal)
     months = own.get("charge_voltage_per_month", list(LFP_MONTHS))
     if "max_cell_voltage" not in own and chemistry == "LFP":
         own["max_cell_voltage"] = vmax

@@ -26,8 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aggbatt.core.balancing import PHASES
-from aggbatt.core.stored import KnownPack, State
+from aggbatt.core.stored import PHASES, KnownPack, State
 from aggbatt.files import read_bounded
 
 log = logging.getLogger(__name__)

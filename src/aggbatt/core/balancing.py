@@ -6,7 +6,7 @@ Phases: ``idle`` -> ``charging`` -> ``holding`` -> ``idle``.
 
 * **due**: ``repetition_days`` x 86400 s have elapsed since the last completed balancing.
   Both are Unix timestamps, so year ends and leap days need no arithmetic of their own (the
-  reference subtracted days of the year and wrapped wrongly, field notes §4.10). A bank never
+  reference subtracted days of the year and wrapped wrongly: docs/comparison.md). A bank never
   balanced is due at once.
 * **charging**: the per-cell target is max(balancing voltage, month voltage). The goal is
   reached when the bank voltage is within ``GOAL_MARGIN_V`` per cell of it and the cell
@@ -30,14 +30,13 @@ where it was.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, replace
-from typing import Literal
 
-Phase = Literal["idle", "charging", "holding"]
-PHASES: tuple[Phase, ...] = ("idle", "charging", "holding")
+from aggbatt.config import GOAL_MARGIN_V
+from aggbatt.core.stored import Phase
+
 DAY_S = 86400.0
-GOAL_MARGIN_V = 0.01
-"""Per cell: the bank counts as at the balancing voltage within this margin of it."""
 FUTURE_TOLERANCE_S = 3600.0
 """A last balancing more than this after now is in the future (rule 9)."""
 
@@ -51,15 +50,29 @@ class BalancingSettings:
     max_hours: float = 4.0
 
 
+class Event(enum.Enum):
+    """What a step did (:attr:`Balancing.event` says it in words)."""
+
+    STARTED = "started"
+    REACHED = "goal reached"
+    HOLDING = "holding"
+    FINISHED = "finished"
+    ENDED = "ended without its goal"
+    """Rule 9: not reached in the repetition period, not converged, or held too long."""
+
+
 @dataclass(frozen=True, slots=True)
 class Balancing:
     last_completed: float | None = None
     """Unix time of the last completed balancing; None: never."""
     phase: Phase = "idle"
     event: str = ""
+    """What the last step did, for the log; empty when nothing."""
     since: float | None = None
     """Unix time since which the bank has been at the target (charging) or holding."""
     started: float | None = None
+    kind: Event | None = None
+    """The last step's event as a type (None: none)."""
     """Unix time at which this balancing started (charging began)."""
 
 
@@ -79,7 +92,7 @@ def step(
     settings: BalancingSettings,
 ) -> Balancing:
     """One transition at wall time ``now``; ``month_voltage`` is per cell."""
-    state = replace(state, event="") if state.event else state
+    state = replace(state, event="", kind=None) if state.event else state
     if state.phase == "idle":
         due = due_at(state, settings)
         last = state.last_completed
@@ -87,12 +100,13 @@ def step(
             return replace(
                 state, phase="charging", since=None, started=now,
                 event=f"the last balancing time {last:.0f} is in the future: treated as due",
+                kind=Event.STARTED,
             )  # fmt: skip
         if due is None or now >= due:
             reason = "never balanced" if due is None else "repetition period elapsed"
             return replace(
                 state, phase="charging", since=None, started=now,
-                event=f"balancing started ({reason})",
+                event=f"balancing started ({reason})", kind=Event.STARTED,
             )  # fmt: skip
         return state
     if bank_voltage is None:
@@ -104,46 +118,52 @@ def step(
         since = state.since if state.since is not None else (now if at_voltage else None)
         if at_voltage and cell_diff is not None and cell_diff < settings.cell_diff_goal:
             if month_voltage >= settings.balancing_voltage:
-                return Balancing(now, "idle", "balancing goal reached")
+                return Balancing(now, "idle", "balancing goal reached", kind=Event.REACHED)
             return Balancing(
-                state.last_completed, "holding", "balancing goal reached; holding", now
-            )
+                state.last_completed, "holding", "balancing goal reached; holding", now,
+                kind=Event.HOLDING,
+            )  # fmt: skip
         started = state.started if state.started is not None else now
         if since is None and now - started >= settings.repetition_days * DAY_S:
             return Balancing(
                 now, "idle",
                 f"warning: balancing did not reach its target ({target:.2f} V) in "
                 f"{settings.repetition_days:g} days: the packs' own BMSes may limit charging "
-                "before it; lower balancing_voltage or check their limits",
+                "before it; lower balancing_voltage or check their limits", kind=Event.ENDED,
             )  # fmt: skip
         if since is not None and now - since >= limit_s:
             diff = "unknown" if cell_diff is None else f"{cell_diff:.3f} V"
             return Balancing(
                 now, "idle",
                 f"warning: balancing did not converge within {settings.max_hours:g} h at the "
-                f"target (cell difference {diff}): ended",
+                f"target (cell difference {diff}): ended", kind=Event.ENDED,
             )  # fmt: skip
         if since != state.since or started != state.started:
             return replace(state, since=since, started=started)
         return state
     # holding: finished once the bank is back down at the normal charge voltage
     if bank_voltage <= month_voltage * settings.cells:
-        return Balancing(now, "idle", "balancing finished")
+        return Balancing(now, "idle", "balancing finished", kind=Event.FINISHED)
     since = state.since if state.since is not None else now
     if now - since >= limit_s:
         return Balancing(
             now, "idle", f"warning: holding ended after {settings.max_hours:g} h, the bank is "
-            "still above the month's voltage",
+            "still above the month's voltage", kind=Event.ENDED,
         )  # fmt: skip
     return replace(state, since=since) if since != state.since else state
+
+
+def in_force(state: Balancing, month_voltage: float, settings: BalancingSettings) -> bool:
+    """Whether the balancing voltage, not the month's, is the charge target now."""
+    return state.phase != "idle" and settings.balancing_voltage > month_voltage
 
 
 def target_cell_voltage(
     state: Balancing, month_voltage: float, month_name: str, settings: BalancingSettings
 ) -> tuple[float, str]:
     """(per-cell charge voltage, the reason for it)."""
-    if state.phase == "charging" and settings.balancing_voltage > month_voltage:
-        return settings.balancing_voltage, "balancing charge"
-    if state.phase == "holding" and settings.balancing_voltage > month_voltage:
+    if in_force(state, month_voltage, settings):
+        if state.phase == "charging":
+            return settings.balancing_voltage, "balancing charge"
         return settings.balancing_voltage, "balancing: holding until the bank settles"
     return month_voltage, f"{month_name} charge voltage"

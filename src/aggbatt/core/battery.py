@@ -77,7 +77,12 @@ class PathRule:
     note: str
 
 
-# The table: (path, required, plausible range, what happens when it is missing).
+CELL_VOLTAGE_RANGE = (0.5, 5.5)
+"""Plausible for a cell of any chemistry: the cells, and the summary's extremes."""
+TEMPERATURE_RANGE = (-60.0, 150.0)
+
+# The table: (path, required, plausible range, what happens when it is missing). It is the
+# one owner of each path's range: the reading takes it from here.
 PATHS: tuple[PathRule, ...] = (
     PathRule("/Dc/0/Voltage", True, 0.5, 1000.0, "required"),
     PathRule("/Dc/0/Current", True, -10000.0, 10000.0, "required"),
@@ -88,13 +93,13 @@ PATHS: tuple[PathRule, ...] = (
     PathRule("/Capacity", False, 0.0, 100000.0, "remaining Ah; else SoC x installed"),
     PathRule("/ConsumedAmphours", False, -100000.0, 100000.0, "else remaining - installed"),
     PathRule("/Dc/0/Power", False, -1e7, 1e7, "else voltage x current"),
-    PathRule("/Dc/0/Temperature", False, -60.0, 150.0, "left out of the mean"),
+    PathRule("/Dc/0/Temperature", False, *TEMPERATURE_RANGE, "left out of the mean"),
     PathRule("/TimeToGo", False, 0.0, 1e9, "not used: the bank's is computed"),
     PathRule("/Voltages/Sum", False, 0.5, 1000.0, "else sum of cells, else voltage"),
-    PathRule("/System/MinCellVoltage", False, 0.0, 6.0, "else from cells"),
-    PathRule("/System/MaxCellVoltage", False, 0.0, 6.0, "else from cells"),
-    PathRule("/System/MinCellTemperature", False, -60.0, 150.0, "else /Dc/0/Temperature"),
-    PathRule("/System/MaxCellTemperature", False, -60.0, 150.0, "else /Dc/0/Temperature"),
+    PathRule("/System/MinCellVoltage", False, *CELL_VOLTAGE_RANGE, "else from cells"),
+    PathRule("/System/MaxCellVoltage", False, *CELL_VOLTAGE_RANGE, "else from cells"),
+    PathRule("/System/MinCellTemperature", False, *TEMPERATURE_RANGE, "else /Dc/0/Temperature"),
+    PathRule("/System/MaxCellTemperature", False, *TEMPERATURE_RANGE, "else /Dc/0/Temperature"),
     PathRule("/System/NrOfCellsPerBattery", False, 1.0, 64.0, "else number of cell paths"),
     PathRule("/System/NrOfModulesOnline", False, 0.0, 1000.0, "else 1"),
     PathRule("/System/NrOfModulesOffline", False, 0.0, 1000.0, "else 0"),
@@ -119,8 +124,6 @@ _READ_APART = (
 the summary extremes with their cell ids and the cells' range (rule 4)."""
 _TABLE = tuple((rule.path, rule.low, rule.high) for rule in PATHS if rule.path not in _READ_APART)
 _ALARM_PATHS = tuple((alarm, f"/Alarms/{alarm}") for alarm in ALARMS)
-CELL_VOLTAGE_RANGE = (0.5, 5.5)
-TEMPERATURE_RANGE = (-60.0, 150.0)
 RUNNING = 9
 """``/State`` of a running BMS (Victron's and serialbattery's; 14 is standby, 10 error)."""
 MAX_CELLS = 64
@@ -253,6 +256,13 @@ def left_out(battery: Battery, kind: Offline, reason: str) -> Invalid:
     )  # fmt: skip
 
 
+def plain(value: Any, low: float, high: float) -> bool:
+    """The fast check of every value read: a plain int or float (a bool is neither) within
+    ``low``..``high``. NaN and infinities fail the range comparison."""
+    kind = type(value)
+    return (kind is float or kind is int) and low <= value <= high
+
+
 class _Reader:
     """Reads one snapshot path by path, collecting faults and the good values, and falling
     back to the last good value of a path (``held``) when its value is missing or bad."""
@@ -267,9 +277,7 @@ class _Reader:
         """The value if plausible; else the held one, with a fault when the value is bad, or
         is missing although the path is required or was published before."""
         value: Any = self.values.get(path)
-        kind = type(value)
-        # fast path: NaN and infinities fail the range comparison, bools are not of type int
-        if (kind is float or kind is int) and low <= value <= high:
+        if plain(value, low, high):
             number = self.good[path] = float(value)
             return number
         held = self.held.get(path)
@@ -293,8 +301,7 @@ class _Reader:
         out: dict[str, float | None] = {}
         for path, low, high in _TABLE:
             v: Any = values.get(path)
-            kind = type(v)
-            if (kind is float or kind is int) and low <= v <= high:  # as in number()
+            if plain(v, low, high):
                 out[path] = good[path] = float(v)
             else:
                 out[path] = number(path, low, high)
@@ -329,7 +336,7 @@ def _cells(r: _Reader) -> tuple[float, ...]:
     paths = _CELL_PATHS if "/Voltages/Cell1" in values else _CELL_PATHS_2
     for path in paths:
         v: Any = values.get(path, _ABSENT)
-        if (type(v) is float or type(v) is int) and low <= v <= high:  # the hot path
+        if plain(v, low, high):
             number = good[path] = float(v)
             cells.append(number)
             continue
@@ -378,11 +385,9 @@ def _state_fault(r: _Reader, state: Any) -> None:
         r.faults.append(Fault("/State", "10", f"the BMS driver reports an error ({what})"))
 
 
-def _extreme(
-    r: _Reader, path: str, id_path: str, low: float, high: float
-) -> tuple[float, str] | None:
+def _extreme(r: _Reader, path: str, id_path: str) -> tuple[float, str] | None:
     """(value, id) of a summary path; a held value has lost its id."""
-    v = r.number(path, low, high)
+    v = r.number(path, RULES[path].low, RULES[path].high)
     if v is None:
         return None
     return v, _ident(r.values.get(id_path), "?")
@@ -419,7 +424,7 @@ def read_battery(
         level: Any = values.get(path)
         if level is None:
             continue
-        if (type(level) is int or type(level) is float) and 0 <= level <= 2:
+        if plain(level, 0, 2):
             alarms[alarm] = int(level)
         else:  # garbage: taken at its worst, an alarm
             r.fault(path, level, "not an alarm level; taken as 2 (alarm)")
@@ -449,12 +454,8 @@ def read_battery(
     _state_fault(r, state)
 
     cells = _cells(r)
-    max_cell = _extreme(
-        r, "/System/MaxCellVoltage", "/System/MaxVoltageCellId", *CELL_VOLTAGE_RANGE
-    )
-    min_cell = _extreme(
-        r, "/System/MinCellVoltage", "/System/MinVoltageCellId", *CELL_VOLTAGE_RANGE
-    )
+    max_cell = _extreme(r, "/System/MaxCellVoltage", "/System/MaxVoltageCellId")
+    min_cell = _extreme(r, "/System/MinCellVoltage", "/System/MinVoltageCellId")
     if cells:
         # rule 4: the cells and the BMS's summary both count; the worse of the two wins
         hi, lo = max(cells), min(cells)
@@ -496,12 +497,8 @@ def read_battery(
     if cell_sum is None:
         cell_sum = round(sum(cells), 4) if cells else voltage
     temperature = n["/Dc/0/Temperature"]
-    min_temp = _extreme(
-        r, "/System/MinCellTemperature", "/System/MinTemperatureCellId", *TEMPERATURE_RANGE
-    )
-    max_temp = _extreme(
-        r, "/System/MaxCellTemperature", "/System/MaxTemperatureCellId", *TEMPERATURE_RANGE
-    )
+    min_temp = _extreme(r, "/System/MinCellTemperature", "/System/MinTemperatureCellId")
+    max_temp = _extreme(r, "/System/MaxCellTemperature", "/System/MaxTemperatureCellId")
     if temperature is not None:
         min_temp = _worst(min_temp, (temperature, "battery"), lowest=True)
         max_temp = _worst(max_temp, (temperature, "battery"), lowest=False)
@@ -656,7 +653,7 @@ def unique_names(candidates: Iterable[tuple[str, Any]]) -> dict[str, str]:
 
     ``candidates`` are (service name, value of the configured name path). Names must be unique
     because cell ids (``name:C5``) are built from them; the reference keyed cells by a possibly
-    empty CustomName, so two packs' ``C5`` overwrote each other (field notes §4.4).
+    empty CustomName, so two packs' ``C5`` overwrote each other (docs/comparison.md).
     """
     names: dict[str, str] = {}
     used: set[str] = set()

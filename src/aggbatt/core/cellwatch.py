@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aggbatt.config import Config
-from aggbatt.core.battery import ALARMS, CELL_VOLTAGE_RANGE, PATHS, Fault
+from aggbatt.core.battery import ALARMS, CELL_VOLTAGE_RANGE, PATHS, Fault, plain
 
 BAND_V = 0.03
 """A summary within this of a threshold has its pack's cells watched."""
@@ -218,11 +218,6 @@ def watch_now(watch: CellWatch, key: str) -> CellWatch:
     return replace(watch, watched={**watch.watched, key: Why.BAND})
 
 
-def _number(value: Any) -> float | None:
-    ok = (type(value) is float or type(value) is int) and math.isfinite(value)
-    return float(value) if ok else None
-
-
 def is_cell(path: str) -> bool:
     """``/Voltages/Cell5`` or ``/Cell/5/Volts`` (not ``/Voltages/Sum``)."""
     return path.startswith("/Voltages/Cell") or (
@@ -233,14 +228,12 @@ def is_cell(path: str) -> bool:
 def cross_check(values: Mapping[str, Any], cells: Mapping[str, Any]) -> Fault | None:
     """Cells read in one call against the summary of the same poll in ``values``."""
     low, high = CELL_VOLTAGE_RANGE
-    volts = [
-        float(v)
-        for p, v in cells.items()
-        if is_cell(p) and (type(v) is float or type(v) is int) and low <= v <= high
-    ]
-    s_max, s_min = _number(values.get(MAX_PATH)), _number(values.get(MIN_PATH))
-    if not volts or s_max is None or s_min is None:
+    volts = [float(v) for p, v in cells.items() if is_cell(p) and plain(v, low, high)]
+    raw_max: Any = values.get(MAX_PATH)
+    raw_min: Any = values.get(MIN_PATH)
+    if not volts or not (plain(raw_max, low, high) and plain(raw_min, low, high)):
         return None  # nothing to compare: read_battery reports bad values as they are
+    s_max, s_min = float(raw_max), float(raw_min)
     c_max, c_min = max(volts), min(volts)
     tol = CROSS_CHECK_TOLERANCE_V
     if abs(s_max - c_max) <= tol and abs(s_min - c_min) <= tol:

@@ -1,7 +1,7 @@
 """The bank's own Coulomb counter: integrates current over monotonic time (pure).
 
 * Time comes in as a monotonic reading, so an NTP step of the wall clock never moves the SoC
-  (the reference integrated wall-clock differences, field notes §4.12). A gap longer than
+  (the reference integrated wall-clock differences: docs/comparison.md). A gap longer than
   ``MAX_GAP_S`` (a stalled loop) is not integrated: the current during it is unknown.
 * The measured current is corrected by ``offset_a``; below ``deadband_a`` it counts as zero
   (a shunt's or BMS's zero error would otherwise walk the count for days).
@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, replace
 
 MAX_GAP_S = 30.0
@@ -42,6 +43,22 @@ class CounterSettings:
     offset_a: float = 0.0
 
 
+class Event(enum.Enum):
+    """What a counter step did beyond integrating (:attr:`Counter.event` says it in words)."""
+
+    STARTED = "started"
+    CAPACITY_CHANGED = "capacity changed"
+    GAP = "gap"
+    SYNCHRONISED = "synchronised"
+    RESET = "reset"
+
+    @property
+    def logged(self) -> bool:
+        """Worth a log line: a capacity change is every pack that joins or leaves, said by
+        the pack's own line already."""
+        return self is not Event.CAPACITY_CHANGED
+
+
 @dataclass(frozen=True, slots=True)
 class Counter:
     charge_ah: float
@@ -54,6 +71,8 @@ class Counter:
     """Charge at the last save; None: never saved."""
     event: str = ""
     """What the last step did beyond integrating ("synchronised to 100 % ...", "gap ...")."""
+    kind: Event | None = None
+    """The same, as a type to branch on; None with no event."""
     charged_since: float | None = None
     """Monotonic time since which the charged condition holds; None: it does not."""
     synced_wall: float | None = None
@@ -85,18 +104,25 @@ def start_counter(
             charge = min(max(stored_ah * installed_ah / stored_installed_ah, 0.0), installed_ah)
             event = f"counter restored from the state file: {charge:.1f} of {installed_ah:.1f} Ah"
             return Counter(
-                charge, installed_ah, saved_ah=charge, event=event, synced_wall=synced_wall
-            )
+                charge, installed_ah, saved_ah=charge, event=event, kind=Event.STARTED,
+                synced_wall=synced_wall,
+            )  # fmt: skip
         charge = min(max(stored_ah, 0.0), installed_ah)
         event = (
             f"counter restored from a migrated charge of {stored_ah:.1f} Ah (no capacity was "
             f"stored: taken against today's {installed_ah:.1f} Ah)"
         )
-        return Counter(charge, installed_ah, saved_ah=None, event=event, synced_wall=synced_wall)
+        return Counter(
+            charge, installed_ah, saved_ah=None, event=event, kind=Event.STARTED,
+            synced_wall=synced_wall,
+        )  # fmt: skip
     charge = min(max(bms_soc / 100.0 * installed_ah, 0.0), installed_ah)
     # not on disk yet: saved at the first cycle, so a restart cannot fall back to the BMS SoC
     event = f"counter started from the BMS SoC {bms_soc:.1f} %: the state holds no charge"
-    return Counter(charge, installed_ah, saved_ah=None, event=event, synced_wall=synced_wall)
+    return Counter(
+        charge, installed_ah, saved_ah=None, event=event, kind=Event.STARTED,
+        synced_wall=synced_wall,
+    )  # fmt: skip
 
 
 def corrected_current(current_a: float, settings: CounterSettings) -> float:
@@ -142,14 +168,14 @@ def step(
 ) -> Counter:
     """Advance to monotonic time ``now`` (Unix time ``wall``) with the bank current (+ = in)."""
     current_a = corrected_current(current_a, settings)
-    charge, event = counter.charge_ah, ""
+    charge, event, kind = counter.charge_ah, "", None
     if installed_ah > 0 and counter.installed_ah > 0 and installed_ah != counter.installed_ah:
         charge = charge * installed_ah / counter.installed_ah
-        event = "capacity changed"
+        event, kind = "capacity changed", Event.CAPACITY_CHANGED
     if counter.last_time is not None:
         dt = now - counter.last_time
         if dt > MAX_GAP_S:
-            event = f"gap of {dt:.0f} s not integrated"
+            event, kind = f"gap of {dt:.0f} s not integrated", Event.GAP
         elif dt > 0:
             current = counter.last_current
             gain = settings.efficiency if current > 0 else 1.0
@@ -165,13 +191,14 @@ def step(
             or counter.last_time - was < settings.charged_time_s
         ):
             event = f"synchronised to 100 % ({why})"  # once per charged episode
+            kind = Event.SYNCHRONISED
             synced_wall, reason = (wall if wall is not None else synced_wall), why
         charge = installed_ah
     elif (
         settings.zero_reset and min_cell_v is not None and min_cell_v <= settings.empty_cell_voltage
     ):
         if charge > 0:
-            event = "reset to 0 %"
+            event, kind = "reset to 0 %", Event.RESET
         charge = 0.0
     charge = min(max(charge, 0.0), installed_ah)
     return replace(
@@ -181,6 +208,7 @@ def step(
         last_time=now,
         last_current=current_a,
         event=event,
+        kind=kind,
         charged_since=since,
         synced_wall=synced_wall,
         sync_reason=reason,

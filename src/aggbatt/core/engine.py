@@ -36,6 +36,7 @@ from aggbatt.core.limits import (
 from aggbatt.core.merge import Aggregate, merge, time_to_go
 from aggbatt.core.packs import Recognised, recognise, to_forget
 from aggbatt.core.safety import Activity, enforce, frozen_reason
+from aggbatt.core.selection import CurrentMeasurement
 from aggbatt.core.stored import KnownPack, State
 
 
@@ -92,6 +93,10 @@ class CycleResult:
     """Why the own counter last synchronised to 100 % (the rule and the readings)."""
     recognised: tuple[Recognised, ...] = ()
     """Known packs that came back under another service name this cycle (rule 16)."""
+    current_problem: str = ""
+    """Why the configured current source could not be used (empty: it could, or none)."""
+    current_detail: str = ""
+    """Where the bank current came from."""
 
 
 def initial_state(stored: State) -> EngineState:
@@ -291,10 +296,15 @@ def run_cycle(
     activity: Mapping[str, Activity] | None = None,
     ccl_honoured: bool = False,
     cell_faults: Mapping[str, Fault] | None = None,
+    current: CurrentMeasurement | None = None,
 ) -> CycleResult:
     """Everything one cycle decides; ``snapshots`` holds the selected batteries' values.
 
-    ``ccl_honoured``: DVCC honours the CCL with feed-in on (a Multi-RS; rule 1 (d))."""
+    ``ccl_honoured``: DVCC honours the CCL with feed-in on (a Multi-RS; rule 1 (d));
+    ``current``: the bank current from Victron devices (its value replaces
+    ``measured_current``; a problem with it is an ``InternalFailure`` warning)."""
+    if current is not None:
+        measured_current = current.value
     found = recognise(snapshots, state.known)
     state = _renamed(state, found)
     readings = read_all(
@@ -306,6 +316,7 @@ def run_cycle(
         expected=config.batteries.expected,
         block_policy=config.batteries.block_policy,
         measured_current=measured_current,
+        current_problem=current.problem if current is not None else "",
     )
     known = _known(state.known, agg, now_wall)
     counter = state.counter
@@ -333,8 +344,9 @@ def run_cycle(
                 now_wall,
                 agg.cell_diff,
             )
-            if started:
-                counter = replace(counter, event=f"{started}; {counter.event}".rstrip("; "))
+            if started:  # the start is the event, whatever else the first step did
+                text = f"{started}; {counter.event}".rstrip("; ")
+                counter = replace(counter, event=text, kind=coulomb.Event.STARTED)
             soc, remaining = counter.soc, counter.charge_ah
 
     balancing = state.balancing
@@ -348,7 +360,10 @@ def run_cycle(
         target = bal.target_cell_voltage(balancing, month_voltage, month_name(month), settings)
         share = online_share(agg, known, config.batteries.expected)
         known_ah = sum(p.installed_ah for p in known.values())
-        raw = own_limits(agg, config, target, state.controller, share, known_ah)
+        raw = own_limits(
+            agg, config, target, state.controller, share, known_ah,
+            balancing=bal.in_force(balancing, month_voltage, settings),
+        )  # fmt: skip
     else:
         raw = passthrough_limits(agg, config, state.controller, now_mono)
     limits = enforce(raw, agg, config, now_mono, ccl_honoured)
@@ -370,6 +385,8 @@ def run_cycle(
         ),
         soc_sync=(counter.sync_reason or "not since the counter started") if counter else None,
         recognised=tuple(found),
+        current_problem=current.problem if current is not None else "",
+        current_detail=current.detail if current is not None else "",
         state=EngineState(
             counter=counter,
             balancing=balancing,

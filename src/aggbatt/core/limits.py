@@ -279,8 +279,10 @@ def own_limits(
     state: ControllerState,
     online_share: float = 1.0,
     known_ah: float = 0.0,
+    balancing: bool = False,
 ) -> ChargeLimits:
-    """Own mode. ``target`` is (per-cell charge voltage, its reason) from the balancing step.
+    """Own mode. ``target`` is (per-cell charge voltage, its reason) from the balancing step;
+    ``balancing``: that target is the balancing voltage (:func:`balancing.in_force`).
 
     ``online_share`` (0..1) scales the configured bank currents when batteries are missing;
     ``known_ah`` is the known bank's capacity (the rating's yardstick).
@@ -326,7 +328,7 @@ def own_limits(
             f"{which} reached {own.min_cell_voltage:.3f} V; discharge resumes above {release:.3f} V"
         )
         dcl_candidates.insert(0, Limit(0.0, reason, Cause.LOW_CELL))
-    mode = ChargeMode.BALANCING if target[1].startswith("balancing") else ChargeMode.BULK
+    mode = ChargeMode.BALANCING if balancing else ChargeMode.BULK
     return ChargeLimits(
         cvl=cvl,
         ccl=ccl,

@@ -1,6 +1,6 @@
 """Merge the checked batteries of a bank into one :class:`Aggregate` (pure, never raises).
 
-Rules (field notes §4 names the reference bugs each one avoids):
+Rules (docs/comparison.md names the reference bugs they avoid):
 
 * only valid, online batteries take part; means are over those, never over the expected count;
 * voltage: mean; current and power: sums, unless a Victron-measured bank current is given
@@ -131,9 +131,12 @@ def merge(
     block_policy: BlockPolicy = "any",
     measured_current: float | None = None,
     absent: int = 0,
+    current_problem: str = "",
 ) -> Aggregate:
     """The bank as one battery. ``measured_current`` replaces the BMS current sum when given;
-    ``absent`` packs known from before are off the bus for good (offline modules)."""
+    ``absent`` packs known from before are off the bus for good (offline modules);
+    ``current_problem``: the configured current source failed (an ``InternalFailure``
+    warning, as a pack too many is)."""
     readings = list(readings)
     batteries = tuple(r for r in readings if isinstance(r, Battery))
     invalid = tuple(r for r in readings if isinstance(r, Invalid))
@@ -141,7 +144,7 @@ def merge(
     extra = max(0, len(batteries) - expected) if expected else 0
     faults = {r.key: r.faults for r in readings if r.faults}
     alarms = _alarms(readings, batteries, invalid, missing, faults)
-    if extra:
+    if extra or current_problem:
         alarms["InternalFailure"] = max(alarms.get("InternalFailure", 0), 1)
     # rule 3: a flag counts from every pack on the bus, except a BMS that is not running
     voting = [r for r in readings if isinstance(r, Battery) or r.kind.blocks_count]

@@ -21,6 +21,15 @@ def service_class(name: str) -> str:
     return parts[2] if len(parts) >= 3 and name.startswith("com.victronenergy.") else ""
 
 
+def wanted_classes(config: Config) -> frozenset[str]:
+    """The service classes the daemon (and doctor) track: the packs', the Victron devices
+    that measure the current (``vebus``, ``solarcharger``, SmartShunts as ``battery`` or
+    ``dcload``) and ``acsystem`` (a Multi-RS, rule 1 (d))."""
+    return frozenset(
+        {config.batteries.service_class, "battery", "vebus", "solarcharger", "dcload", "acsystem"}
+    )
+
+
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 

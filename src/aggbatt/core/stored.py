@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
-from aggbatt.core.balancing import Phase
+Phase = Literal["idle", "charging", "holding"]
+"""The balancing scheduler's phase (core/balancing.py), kept across restarts."""
+PHASES: tuple[Phase, ...] = ("idle", "charging", "holding")
 
 
 @dataclass(frozen=True, slots=True)

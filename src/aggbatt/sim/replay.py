@@ -1,9 +1,10 @@
 """Replay recorded Venus D-Bus services (dbus-recorder's tab-separated format) on a bus.
 
-Format (shared/recordings/README.md): line 1 is the service name; then ``path TYPE value text``
-lines with the initial state; a blank line; then ``tick path TYPE value text`` events, one tick
-per second. ``ARRAY []`` is an invalid value. Every value goes on the wire with its recorded
-type (``UINT32`` as ``u``, ``INT16`` as ``n`` ...) and its recorded text.
+Format (tests/fixtures/recordings/README.md): line 1 is the service name; then
+``path TYPE value text`` lines with the initial state; a blank line; then
+``tick path TYPE value text`` events, one tick per second. ``ARRAY []`` is an invalid
+value. Every value goes on the wire with its recorded type (``UINT32`` as ``u``, ``INT16`` as
+``n`` ...) and its recorded text.
 """
 
 from __future__ import annotations

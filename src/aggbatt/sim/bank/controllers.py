@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aggbatt.config import Config
+from aggbatt.core.coulomb import Event
 from aggbatt.core.curve import interpolate
 from aggbatt.core.engine import CycleResult, EngineState, initial_state, run_cycle, to_state
 from aggbatt.core.stored import State
@@ -68,10 +69,9 @@ class AggbattController:
         self.state, self.last = result.state, result
         lim, agg = result.limits, result.aggregate
         events = [result.state.balancing.event]
-        if result.state.counter is not None and result.state.counter.event.startswith(
-            ("reset", "synchronised")
-        ):
-            events.append(result.state.counter.event)
+        counter = result.state.counter
+        if counter is not None and counter.kind in (Event.RESET, Event.SYNCHRONISED):
+            events.append(counter.event)
         return Decision(
             Limits(
                 cvl=lim.cvl.value,
