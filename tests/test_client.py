@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from dbus_fast import Message, MessageFlag, MessageType, Variant
 
+from aggbatt.core.selection import service_class
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.bus import BUSITEM
 from aggbatt.venus.client import Monitor, MonitorListener, RemoteService
@@ -43,7 +44,7 @@ async def make_service(address: str, name: str, values: dict[str, Value]) -> VeS
 @pytest.fixture
 async def monitor(bus_address: str) -> AsyncIterator[tuple[Monitor, Recorder]]:
     rec = Recorder()
-    mon = await Monitor.connect(bus_address, listener=rec)
+    mon = await Monitor.connect(bus_address, listener=rec, classify=service_class)
     yield mon, rec
     await mon.close()
 
@@ -159,7 +160,9 @@ async def test_legacy_scan_without_get_items(bus_address: str, cls: type[VeServi
     svc.add_path("/Dc/0/Voltage", 52.0)
     svc.add_path("/Unlisted", 1)
     await svc.register()
-    mon = await Monitor.connect(bus_address, fallback_paths={"battery": ["/Dc/0/Voltage"]})
+    mon = await Monitor.connect(
+        bus_address, fallback_paths={"battery": ["/Dc/0/Voltage"]}, classify=service_class
+    )
     await mon.start()
     values = mon.services[BATT].values
     assert values["/DeviceInstance"] == 3

@@ -236,7 +236,7 @@ async def test_feed_in_off_during_cut_then_restored_once(bench: Bench) -> None:
     assert bench.settings is not None and bench.settings[FEED_IN_PATH] == 1
     bench.packs[0].set_cell_offset(3, 0.3)
     await wait_until(lambda: bench.settings is not None and bench.settings[FEED_IN_PATH] == 0)
-    assert daemon._feed_in_original == 1
+    assert daemon.keeper.feed_in_original == 1
     state = (bench.state / "state.json").read_text()
     assert '"feed_in_original": 1' in state
     bench.packs[0].set_cell_offset(3, 0.0)
@@ -530,7 +530,7 @@ async def test_an_urgent_change_right_after_a_cycle_is_not_delayed(
     """Before: an urgent change within 50 ms of any cycle waited out MIN_URGENT_INTERVAL_S
     (with serialbattery's per-path signals the bench's p99 reached 54 ms). Now a burst of
     URGENT_BURST runs at once; only a flood beyond it waits."""
-    from aggbatt.daemon import MIN_URGENT_INTERVAL_S, URGENT_BURST
+    from aggbatt.trigger import MIN_URGENT_INTERVAL_S, URGENT_BURST
 
     daemon = await bench.start(make_config())
     pack = bench.packs[0]

@@ -408,7 +408,7 @@ async def test_an_urgent_flood_from_a_pack_is_rate_limited(
 ) -> None:
     """A pack whose top cell wobbles at the max 1000 times a second: every change is urgent,
     but cycles run at most 20 a second (MIN_URGENT_INTERVAL_S) after a burst of URGENT_BURST."""
-    from aggbatt.daemon import MIN_URGENT_INTERVAL_S, URGENT_BURST
+    from aggbatt.trigger import MIN_URGENT_INTERVAL_S, URGENT_BURST
 
     pack = SimSerialBattery("ttyUSB0", 1)
     await pack.start(bus_address)
@@ -510,7 +510,7 @@ async def test_malformed_signals_and_failing_saves_are_logged_once_per_episode(
                 pack.step(1.0)
                 await asyncio.sleep(0.01)
                 daemon.cycle()
-                daemon._save()
+                daemon.keeper.save()
         text = caplog.text
         assert text.count("malformed ItemsChanged") == 1
         assert text.count("could not save the state") == 1

@@ -131,7 +131,9 @@ async def test_rule5_a_pack_of_another_cell_count_stops_charging(bench: Bench) -
     stranger = SimSerialBattery("ttyUSB2", 3, cells=8, capacity_ah=100.0, soc=0.5)
     bench.packs.append(stranger)
     await stranger.start(bench.address)
-    await wait_until(lambda: bench.daemon is not None and len(bench.daemon._last_status) == 3)
+    await wait_until(
+        lambda: bench.daemon is not None and len(bench.daemon.journal.last_status) == 3
+    )
     items = await cycle(bench)
     assert items["/Info/MaxChargeCurrent"] == 0.0
     assert "does not match" in items["/Info/ChargeLimitation"]

@@ -20,7 +20,7 @@ from aggbatt.venus.client import Monitor, RemoteService
 from aggbatt.venus.wire import Value
 
 log = logging.getLogger("aggbatt")
-Spawn = Callable[[Coroutine[Any, Any, None]], None]
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
 DEFER_S = 0.005
 """Match rules and reads start this long after they are decided, so that the signals of the
 cycle that decided them (a new CVL) are written to the bus first."""

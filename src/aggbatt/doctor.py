@@ -24,6 +24,7 @@ from aggbatt.core.selection import (
     measure_current,
     select_batteries,
     service_class,
+    wanted_classes,
 )
 from aggbatt.feedin import FEED_IN_PATH
 from aggbatt.venus import bus as busmod
@@ -440,19 +441,11 @@ async def gather(
     watch_s: float = WATCH_S,
     feed_in_held: int | None = None,
 ) -> Facts:
-    classes = {
-        config.batteries.service_class,
-        "battery",
-        "vebus",
-        "solarcharger",
-        "dcload",
-        "acsystem",
-    }
+    classes = wanted_classes(config)
     stopwatch = _Stopwatch()
-    monitor = await Monitor.connect(
+    async with await Monitor.connect(
         bus_choice, want=lambda n: service_class(n) in classes, listener=stopwatch
-    )
-    try:
+    ) as monitor:
         await monitor.start()
         settings = SettingsClient(monitor.bus)
         values: dict[str, Any] = {}
@@ -469,8 +462,6 @@ async def gather(
         ours = services.pop(config.service.name, None)
         batteries = select_batteries(services, config, config.service.name)
         watched = {n: watch_of(stopwatch.times.get(n, []), started, ended) for n in batteries}
-    finally:
-        await monitor.close()
     return Facts(ours, values, services, watched, feed_in_held)
 
 

@@ -1,7 +1,7 @@
 """Acts on the core's feed-in decision: ``/Settings/CGwacs/OvervoltageFeedIn`` off and back.
 
 The user's own value is kept in the state file while we hold feed-in off, so a restart in the
-middle of an episode still restores it (the reference kept it in RAM, field notes §4.11). The
+middle of an episode still restores it (the reference kept it in RAM: docs/comparison.md). The
 setting is written only when it differs from the wanted value: no bus or log spam. A bus where
 the setting does not exist (a bare localsettings) is reported once and left alone.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from typing import Protocol
 
 from aggbatt.venus.bus import BusCallError
 from aggbatt.venus.settings import SettingsClient
@@ -26,19 +26,20 @@ log = logging.getLogger(__name__)
 FEED_IN_PATH = "/Settings/CGwacs/OvervoltageFeedIn"
 
 
+class FeedInStore(Protocol):
+    """Where the user's value lives while feed-in is held off (the daemon's state keeper)."""
+
+    feed_in_original: int | None
+
+    def keep_feed_in(self, original: int | None) -> None: ...
+
+
 class FeedInKeeper:
-    def __init__(
-        self,
-        settings: SettingsClient,
-        original: int | None,
-        persist: Callable[[int | None], None],
-    ) -> None:
+    def __init__(self, settings: SettingsClient, store: FeedInStore) -> None:
         self.settings = settings
-        self.original = original
-        """The user's value while we hold feed-in off; None when we hold nothing."""
+        self.store = store
         self.current: int | None = None
         self.available = False
-        self._persist = persist
         self._lock = asyncio.Lock()
         self._wanted_off: bool | None = None
         self._failing = False
@@ -62,6 +63,16 @@ class FeedInKeeper:
                     self.original,
                 )
 
+    @property
+    def original(self) -> int | None:
+        """The user's value while we hold feed-in off; None when we hold nothing. Owned by
+        the store: every change is saved at once."""
+        return self.store.feed_in_original
+
+    @original.setter
+    def original(self, value: int | None) -> None:
+        self.store.keep_feed_in(value)
+
     def resync(self) -> None:
         """Forget what was last written: the next decision is written again (localsettings
         came back, and may hold another value than the one we wrote)."""
@@ -76,7 +87,6 @@ class FeedInKeeper:
                 FEED_IN_PATH, value, value,
             )  # fmt: skip
             self.original = self.current
-            self._persist(self.original)
             self._wanted_off = None  # the next cycle writes 0 again
 
     def pending(self, off: bool) -> bool:
@@ -93,13 +103,11 @@ class FeedInKeeper:
                 if self.current not in (0, None):
                     if self.original is None:
                         self.original = self.current
-                        self._persist(self.original)
                     await self._write(0, f"DC-coupled PV feed-in off: {reason}")
             elif self.original is not None:
                 if self.current != self.original:
                     await self._write(self.original, f"DC-coupled PV feed-in restored: {reason}")
                 self.original = None
-                self._persist(None)
 
     async def restore(self, reason: str) -> None:
         """Write the user's value back now (aggbatt is stopping); the state keeps it until
@@ -111,7 +119,6 @@ class FeedInKeeper:
                 await self._write(self.original, f"DC-coupled PV feed-in restored: {reason}")
             if self.current == self.original:
                 self.original = None
-                self._persist(None)
             self._wanted_off = None
 
     async def _write(self, value: int, message: str) -> None:

@@ -1,6 +1,6 @@
 """What the virtual battery publishes: the path table and one cycle's values for it (pure).
 
-Paths follow shared/docs/venus-dbus.md §4 (what systemcalc, DVCC, the GUI and MQTT read).
+Paths are those systemcalc, DVCC, the GUI and MQTT read of a battery (docs/protocol.md).
 Values are rounded to the resolution a BMS reports, so float noise never turns into a
 stream of ItemsChanged; ``/Info/MaxChargeVoltage`` is valid for as long as the service runs,
 because DVCC treats a battery without it as "not a BMS".
@@ -153,13 +153,28 @@ def unseen_packs(result: CycleResult) -> str:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+_CELL_PATH = re.compile(r"/Voltages/[A-Za-z0-9_]+_Cell[0-9]+")
+
+
+def cell_path(battery: str, number: int) -> str:
+    """``/Voltages/<battery>_Cell<N>``: the one place that builds a published cell's path."""
+    return f"/Voltages/{_UNSAFE.sub('_', battery) or 'battery'}_Cell{number}"
+
+
+def is_cell_path(path: str) -> bool:
+    """A path :func:`cell_path` built (they come and go with the packs)."""
+    return _CELL_PATH.fullmatch(path) is not None
+
+
+def formatter_of(path: str) -> TextFormatter | None:
+    """The text a published path shows: its unit and resolution."""
+    return FORMATS.get(path) or (CELL_FORMAT if path.startswith("/Voltages/") else None)
 
 
 def cell_paths(result: CycleResult) -> dict[str, float]:
-    """``/Voltages/<battery>_Cell<N>`` for every cell of every online battery."""
+    """Every cell of every online battery (:func:`cell_path`)."""
     out: dict[str, float] = {}
     for battery, cells in result.aggregate.cells_by_battery.items():
-        safe = _UNSAFE.sub("_", battery) or "battery"
         for i, v in enumerate(cells, start=1):
-            out[f"/Voltages/{safe}_Cell{i}"] = round(v, 3)
+            out[cell_path(battery, i)] = round(v, 3)
     return out

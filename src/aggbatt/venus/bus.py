@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Coroutine
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageType
@@ -123,3 +124,65 @@ def quiet_lost_connection(loop: asyncio.AbstractEventLoop, context: dict[str, An
         log.debug("after a lost connection: %s (%r)", context.get("message"), exc)
         return
     loop.default_exception_handler(context)
+
+
+class Tasks:
+    """The background tasks of one bus piece: kept until they end, cancelled when it closes
+    (an event loop holds only weak references to tasks)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def finish(self, timeout: float) -> None:
+        """Let each running task end (at most ``timeout`` each); what fails is only logged."""
+        for task in list(self._tasks):
+            try:
+                await asyncio.wait_for(task, timeout)
+            except Exception:
+                log.debug("a task ended with an error at close", exc_info=True)
+
+
+async def disconnect(bus: MessageBus, what: str) -> None:
+    """Close a connection and wait until it is closed; one that died already is closed all
+    the same (said at debug level only)."""
+    bus.disconnect()
+    try:
+        await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+    except Exception:
+        log.debug("the bus of %s closed with an error", what, exc_info=True)
+
+
+async def first_lost(buses: dict[str, MessageBus]) -> tuple[str, BaseException | None]:
+    """Wait until one of the connections ends: (its name, why).
+
+    The waits are shielded, so that cancelling this one never cancels dbus-fast's own
+    disconnect future (a close still awaits it), and what each wait ends with is read, so
+    that a lost connection leaves no "never retrieved" traceback at exit.
+    """
+    waits = {}
+    for name, bus in buses.items():
+        inner = asyncio.ensure_future(bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
+        inner.add_done_callback(_retrieved)
+        waits[asyncio.shield(inner)] = name
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:  # both connections may have ended at once: read each
+            wait.cancel() if not wait.done() else _retrieved(wait)
+    first = next(iter(done))
+    return waits[first], (first.exception() if not first.cancelled() else None)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -45,7 +45,6 @@ from typing import Any
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from aggbatt.core.selection import service_class
 from aggbatt.venus import bus as busmod
 from aggbatt.venus.bus import BUSITEM, DBUS_NAME, VICTRON_PREFIX, BusCallError
 from aggbatt.venus.wire import Value, same_value, unwrap, wrap
@@ -87,10 +86,6 @@ class RemoteService:
     _seen_in_scan: set[str] | None = field(default_factory=set, repr=False)
     _reads: list[set[str]] = field(default_factory=list, repr=False)
     """Paths signalled while a :meth:`Monitor.read` of the service is under way."""
-
-    @property
-    def service_class(self) -> str:
-        return service_class(self.name)
 
     @property
     def device_instance(self) -> int | None:
@@ -176,6 +171,7 @@ class Monitor:
         clock: Clock = time.monotonic,
         signals: Sequence[str] | None = None,
         in_full: Callable[[str], bool] = lambda name: True,
+        classify: Callable[[str], str] = lambda name: "",
     ) -> None:
         self.bus = bus
         self.listener = listener or MonitorListener()
@@ -189,11 +185,14 @@ class Monitor:
         """Path namespaces whose PropertiesChanged come from every service (None: per service,
         every path)."""
         self._in_full = in_full
+        self._classify = classify
+        """A service's class from its name (the caller's rule): :meth:`of_class` and the
+        legacy scan's ``fallback_paths`` are by class."""
         self._owner_rules: dict[str, list[str]] = {}
         """The match rules added for each owner, removed when it leaves."""
         self._by_owner: dict[str, list[RemoteService]] = {}
         self._pending: dict[str, RemoteService] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = busmod.Tasks()
         self._started = False
         self._malformed: dict[str, float] = {}
         """Senders in an episode of malformed signals: when they sent the last one."""
@@ -225,28 +224,26 @@ class Monitor:
         names = [n for n in await busmod.list_names(self.bus) if self._wanted(n)]
         owners = await asyncio.gather(*(busmod.get_name_owner(self.bus, n) for n in names))
         scans = [
-            asyncio.ensure_future(self._add(name, owner))
+            self._tasks.spawn(self._add(name, owner))
             for name, owner in zip(names, owners, strict=True)
             if owner
         ]
-        for task in scans:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
         if scans:  # a hung peer goes on in the background; it never holds up the caller
             await asyncio.wait(scans, timeout=START_WAIT_S)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         self.bus.remove_message_handler(self._on_message)
-        self.bus.disconnect()
-        try:
-            await self.bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
-        except Exception:
-            log.debug("monitor bus closed with an error", exc_info=True)
+        await busmod.disconnect(self.bus, "the monitor")
+
+    async def __aenter__(self) -> Monitor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def of_class(self, service_class: str) -> list[RemoteService]:
-        return [s for s in self.services.values() if s.service_class == service_class]
+        return [s for s in self.services.values() if self._classify(s.name) == service_class]
 
     async def watch(self, name: str, namespaces: Sequence[str]) -> None:
         """Receive these path namespaces of one tracked service too (a pack's cells)."""
@@ -366,9 +363,7 @@ class Monitor:
                 self.listener.values_changed(service, changed)
 
     def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     async def _owner_changed(self, name: str, old: str, new: str) -> None:
         if old:
@@ -447,7 +442,7 @@ class Monitor:
         tree = unwrap(body[0]) if body else None
         if isinstance(tree, dict):
             values = {"/" + key: value for key, value in tree.items()}
-        wanted = ["/DeviceInstance", *self._fallback_paths.get(service.service_class, ())]
+        wanted = ["/DeviceInstance", *self._fallback_paths.get(self._classify(service.name), ())]
         for path in wanted:
             if path not in values and (body := await ask(path, "GetValue")):
                 values[path] = unwrap(body[0])

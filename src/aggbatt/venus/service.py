@@ -169,6 +169,18 @@ class VeService:
             invalid = {"Value": Variant("ai", []), "Text": Variant("s", "")}
             self._send_items_changed({p: invalid for p in gone})
 
+    def sync_paths(
+        self, values: Mapping[str, Value], dynamic: Callable[[str], bool], **options: Any
+    ) -> None:
+        """The paths that come and go (``dynamic``: a pack's cells) become those of
+        ``values``: the new ones added, the ones no longer there removed (values not sent)."""
+        wanted = {p for p in values if dynamic(p)}
+        present = {p for p in self._items if dynamic(p)}
+        if present - wanted:
+            self.remove_paths(present - wanted)
+        if wanted - present:
+            self.add_paths({p: values[p] for p in wanted - present}, **options)
+
     def _insert(self, path: str, item: Item) -> None:
         _check_path(path)
         if path in self._items:
@@ -285,11 +297,13 @@ class VeService:
         """Leave the bus: the name goes away with the connection."""
         self.registered = False
         self.bus.remove_message_handler(self._on_message)
-        self.bus.disconnect()
-        try:
-            await self.bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
-        except Exception:  # a connection that died already is closed all the same
-            log.debug("bus of %s closed with an error", self.name, exc_info=True)
+        await busmod.disconnect(self.bus, self.name)
+
+    async def __aenter__(self) -> VeService:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     # --- incoming calls ---------------------------------------------------------------------
 

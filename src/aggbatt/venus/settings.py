@@ -62,6 +62,10 @@ def instance_setting_path(unique_id: str) -> str:
     return f"/Settings/Devices/{unique_id}/ClassAndVrmInstance"
 
 
+def custom_name_setting_path(unique_id: str) -> str:
+    return f"/Settings/Devices/{unique_id}/CustomName"
+
+
 class SettingsClient:
     """Reads, writes and creates settings; tells a callback when one changes."""
 
@@ -153,5 +157,6 @@ __all__ = [
     "Setting",
     "SettingsClient",
     "SettingsError",
+    "custom_name_setting_path",
     "instance_setting_path",
 ]
