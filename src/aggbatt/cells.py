@@ -41,6 +41,15 @@ class CellSubscriber:
         """Packs whose cells' match rules are added (or being added)."""
         self._reading: set[str] = set()
         self._interval = cellwatch.check_interval(config)
+        self._pending: set[asyncio.TimerHandle] = set()
+        self._closed = False
+
+    def close(self) -> None:
+        """Start nothing more (the daemon is stopping): deferred rules and reads are dropped."""
+        self._closed = True
+        for timer in self._pending:
+            timer.cancel()
+        self._pending.clear()
 
     def after_cycle(
         self, bank: Mapping[str, Mapping[str, Value]], attentive: bool, now: float
@@ -72,7 +81,15 @@ class CellSubscriber:
             self._defer(self._unwatch, key)
 
     def _defer(self, job: Callable[[str], Coroutine[Any, Any, None]], key: str) -> None:
-        asyncio.get_running_loop().call_later(DEFER_S, lambda: self._spawn(job(key)))
+        if self._closed:
+            return
+
+        def start() -> None:
+            self._pending.discard(timer)
+            self._spawn(job(key))
+
+        timer = asyncio.get_running_loop().call_later(DEFER_S, start)
+        self._pending.add(timer)
 
     async def _watch(self, key: str) -> None:
         await self._change(key, watch=True)

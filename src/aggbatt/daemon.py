@@ -64,8 +64,7 @@ KNOWN_PACKS_WAIT_S = 10.0
 is merely slower to scan must not stop charging (rule 15) and flip feed-in for a moment."""
 FORGET_PATH = "/Packs/Forget"
 """Write a pack's name (or service name) here to forget it: ``aggbatt forget``."""
-BATTERY_FALLBACK_PATHS = ("/Dc/0/Voltage", "/Dc/0/Current", "/Soc", "/ProductName")
-"""What a battery without GetItems is asked for."""
+BATTERY_FALLBACK_PATHS = ("/Dc/0/Voltage", "/Dc/0/Current", "/Soc", "/ProductName")  # no GetItems
 
 
 class Daemon(MonitorListener):
@@ -262,6 +261,8 @@ class Daemon(MonitorListener):
 
     async def close(self) -> None:
         saved = self.keeper.save()
+        if self.cells is not None:
+            self.cells.close()
         await self._tasks.finish(2.0)
         if self.feed_in is not None and not self.exit_code:  # rule 11: before we leave the bus
             with contextlib.suppress(Exception):
