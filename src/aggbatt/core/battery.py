@@ -419,16 +419,7 @@ def read_battery(
     flags = (values.get("/Io/AllowToCharge"), values.get("/Io/AllowToDischarge"))
     allow_charge = n["/Io/AllowToCharge"] != 0
     allow_discharge = n["/Io/AllowToDischarge"] != 0
-    alarms: dict[str, int] = {}
-    for alarm, path in _ALARM_PATHS:
-        level: Any = values.get(path)
-        if level is None:
-            continue
-        if plain(level, 0, 2):
-            alarms[alarm] = int(level)
-        else:  # garbage: taken at its worst, an alarm
-            r.fault(path, level, "not an alarm level; taken as 2 (alarm)")
-            alarms[alarm] = 2
+    alarms = _alarms(r)
     serialbattery = product is Product.SERIALBATTERY
     lost = _link_lost(values, alarms, previous)
     if lost:  # the None of a lost link is no fault of the path: the link is (one line)
@@ -454,23 +445,11 @@ def read_battery(
     _state_fault(r, state)
 
     cells = _cells(r)
-    max_cell = _extreme(r, "/System/MaxCellVoltage", "/System/MaxVoltageCellId")
-    min_cell = _extreme(r, "/System/MinCellVoltage", "/System/MinVoltageCellId")
-    if cells:
-        # rule 4: the cells and the BMS's summary both count; the worse of the two wins
-        hi, lo = max(cells), min(cells)
-        max_cell = _worst(max_cell, (hi, f"C{cells.index(hi) + 1}"), lowest=False)
-        min_cell = _worst(min_cell, (lo, f"C{cells.index(lo) + 1}"), lowest=True)
-
+    max_cell, min_cell = _cell_extremes(r, cells)
     voltage = n["/Dc/0/Voltage"]
     if voltage is None and cells:
         voltage = round(sum(cells), 4)
-    installed = n["/InstalledCapacity"]
-    capacity = n["/Capacity"]
-    if installed is None and "/InstalledCapacity" not in values:
-        installed, capacity = capacity, None  # Victron BMSes: /Capacity is the installed one
-    if installed is None and previous is not None:
-        installed = previous.installed_ah
+    installed, capacity = _capacities(n, values, previous)
     current = n["/Dc/0/Current"]
     if voltage is None or installed is None or installed <= 0 or current is None:
         missing = [
@@ -497,23 +476,8 @@ def read_battery(
     if cell_sum is None:
         cell_sum = round(sum(cells), 4) if cells else voltage
     temperature = n["/Dc/0/Temperature"]
-    min_temp = _extreme(r, "/System/MinCellTemperature", "/System/MinTemperatureCellId")
-    max_temp = _extreme(r, "/System/MaxCellTemperature", "/System/MaxTemperatureCellId")
-    if temperature is not None:
-        min_temp = _worst(min_temp, (temperature, "battery"), lowest=True)
-        max_temp = _worst(max_temp, (temperature, "battery"), lowest=False)
-
-    count = n["/System/NrOfCellsPerBattery"]
-    cell_count = int(count) if count is not None else (len(cells) or None)
-    if cell_count is not None and 0 < len(cells) < cell_count:
-        r.fault(
-            "/Voltages/Cell", f"{len(cells)} paths", f"fewer cell paths than {cell_count} cells"
-        )
-    elif serialbattery and not cells and cell_count:
-        r.fault(
-            "/Voltages/Cell", "none", "no cell voltages published (serialbattery's "
-            "BATTERY_CELL_DATA_FORMAT 0?): only the summary paths bound the cells",
-        )  # fmt: skip
+    min_temp, max_temp = _temperatures(r, temperature)
+    cell_count = _cell_count(r, n["/System/NrOfCellsPerBattery"], cells, serialbattery)
     blocking_charge = n["/System/NrOfModulesBlockingCharge"]
     blocking_discharge = n["/System/NrOfModulesBlockingDischarge"]
     online = n["/System/NrOfModulesOnline"]
@@ -577,6 +541,77 @@ def read_battery(
     if lost:  # rule 15: out of the means, its last flags, cells and alarms kept
         return left_out(battery, Offline.LOST, Offline.LOST.value)
     return _check_match(battery, expect.cells, expect.window)
+
+
+def _temperatures(
+    r: _Reader, temperature: float | None
+) -> tuple[tuple[float, str] | None, tuple[float, str] | None]:
+    """(lowest, highest) of the cell sensors and the pack's own sensor, with their ids."""
+    low = _extreme(r, "/System/MinCellTemperature", "/System/MinTemperatureCellId")
+    high = _extreme(r, "/System/MaxCellTemperature", "/System/MaxTemperatureCellId")
+    if temperature is not None:
+        low = _worst(low, (temperature, "battery"), lowest=True)
+        high = _worst(high, (temperature, "battery"), lowest=False)
+    return low, high
+
+
+def _cell_count(
+    r: _Reader, count: float | None, cells: tuple[float, ...], serialbattery: bool
+) -> int | None:
+    """The cells in series; fewer cell paths than that is a fault (rule 4), and so is a
+    serialbattery pack that publishes none."""
+    cell_count = int(count) if count is not None else (len(cells) or None)
+    if cell_count is not None and 0 < len(cells) < cell_count:
+        r.fault(
+            "/Voltages/Cell", f"{len(cells)} paths", f"fewer cell paths than {cell_count} cells"
+        )
+    elif serialbattery and not cells and cell_count:
+        r.fault(
+            "/Voltages/Cell", "none", "no cell voltages published (serialbattery's "
+            "BATTERY_CELL_DATA_FORMAT 0?): only the summary paths bound the cells",
+        )  # fmt: skip
+    return cell_count
+
+
+def _alarms(r: _Reader) -> dict[str, int]:
+    """Every alarm path published; garbage is taken at its worst, an alarm (rule 2)."""
+    alarms: dict[str, int] = {}
+    for alarm, path in _ALARM_PATHS:
+        level: Any = r.values.get(path)
+        if level is None:
+            continue
+        if plain(level, 0, 2):
+            alarms[alarm] = int(level)
+        else:
+            r.fault(path, level, "not an alarm level; taken as 2 (alarm)")
+            alarms[alarm] = 2
+    return alarms
+
+
+def _cell_extremes(
+    r: _Reader, cells: tuple[float, ...]
+) -> tuple[tuple[float, str] | None, tuple[float, str] | None]:
+    """Rule 4: the cells and the BMS's summary both count; the worse of the two wins."""
+    max_cell = _extreme(r, "/System/MaxCellVoltage", "/System/MaxVoltageCellId")
+    min_cell = _extreme(r, "/System/MinCellVoltage", "/System/MinVoltageCellId")
+    if cells:
+        hi, lo = max(cells), min(cells)
+        max_cell = _worst(max_cell, (hi, f"C{cells.index(hi) + 1}"), lowest=False)
+        min_cell = _worst(min_cell, (lo, f"C{cells.index(lo) + 1}"), lowest=True)
+    return max_cell, min_cell
+
+
+def _capacities(
+    n: Mapping[str, float | None], values: Mapping[str, Any], previous: Battery | None
+) -> tuple[float | None, float | None]:
+    """(installed Ah, remaining Ah): Victron's BMSes publish the installed capacity as
+    ``/Capacity`` and no ``/InstalledCapacity``; a pack that lost it keeps its last one."""
+    installed, capacity = n["/InstalledCapacity"], n["/Capacity"]
+    if installed is None and "/InstalledCapacity" not in values:
+        installed, capacity = capacity, None
+    if installed is None and previous is not None:
+        installed = previous.installed_ah
+    return installed, capacity
 
 
 _CHARGE_WHY = "/Info/ChargeLimitation"
