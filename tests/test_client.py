@@ -330,3 +330,36 @@ async def test_namespaces_are_received_from_every_service_and_cells_only_when_wa
         await pack.close()
         await multi.close()
         await mon.close()
+
+
+class LeafGetValueOnly(VeService):
+    """A driver whose objects are leaves only: GetValue on /Voltages is an error."""
+
+    def _busitem_call(self, msg: Message) -> Message | None:
+        if msg.member == "GetValue" and msg.path not in self._items:
+            return None
+        return super()._busitem_call(msg)
+
+
+async def test_a_subtree_is_read_with_get_items_where_get_value_has_no_subtree(
+    bus_address: str,
+) -> None:
+    svc = await LeafGetValueOnly.connect(BATT, bus_address)
+    for path, value in {
+        "/DeviceInstance": 1,
+        "/Voltages/Cell1": 3.31,
+        "/Voltages/Cell2": 3.32,
+    }.items():
+        svc.add_path(path, value)
+    await svc.register()
+    mon = await Monitor.connect(bus_address)
+    try:
+        await mon.start()
+        assert await mon.read(BATT, "/Voltages") == {
+            "/Voltages/Cell1": 3.31,
+            "/Voltages/Cell2": 3.32,
+        }
+        assert await mon.read(BATT, "/Voltages/Cell2") == {"/Voltages/Cell2": 3.32}
+    finally:
+        await mon.close()
+        await svc.close()

@@ -273,26 +273,46 @@ class Monitor:
     async def read(self, name: str, path: str) -> dict[str, Value] | None:
         """One ``GetValue`` of a subtree (or a leaf) of a tracked service, with absolute paths,
         less any path signalled while the call ran (the signal is as new or newer); None when
-        it did not answer. Nothing is stored: :meth:`update` does that."""
+        it did not answer. A service that has no ``GetValue`` on a subtree (velib and
+        localsettings have one; not every driver does) is read with ``GetItems`` on ``/``.
+        Nothing is stored: :meth:`update` does that."""
         service = self.services.get(name)
         if service is None:
             return None
         seen: set[str] = set()
         service._reads.append(seen)
+        base = path.rstrip("/")
         try:
-            body = await busmod.call(
-                self.bus, service.owner, path, "GetValue", timeout=SCAN_TIMEOUT
-            )
+            try:
+                body = await busmod.call(
+                    self.bus, service.owner, path, "GetValue", timeout=SCAN_TIMEOUT
+                )
+                tree = unwrap(body[0]) if body else None
+                if tree is None:
+                    return None
+                read = (
+                    {f"{base}/{k}": v for k, v in tree.items()}
+                    if isinstance(tree, dict)
+                    else {path: tree}
+                )
+            except BusCallError as exc:
+                if exc.error_name in _NOT_ANSWERING:
+                    raise
+                body = await busmod.call(
+                    self.bus, service.owner, "/", "GetItems", timeout=SCAN_TIMEOUT
+                )
+                items = body[0] if body else {}
+                read = {
+                    p: unwrap(e.get("Value"))
+                    for p, e in items.items()
+                    if p == path or p.startswith(base + "/")
+                }
         except BusCallError as exc:
-            log.debug("GetValue %s%s failed: %s", name, path, exc)
+            log.debug("reading %s%s failed: %s", name, path, exc)
             return None
         finally:
             service._reads.remove(seen)
-        tree = unwrap(body[0]) if body else None
-        if not isinstance(tree, dict):
-            return None if tree is None or path in seen else {path: tree}
-        base = path.rstrip("/")
-        return {p: v for k, v in tree.items() if (p := f"{base}/{k}") not in seen}
+        return {p: v for p, v in read.items() if p not in seen}
 
     def update(self, name: str, values: Mapping[str, Value]) -> None:
         """Store values read by :meth:`read` as if signalled, and tell the listener."""
