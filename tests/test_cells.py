@@ -4,12 +4,16 @@ the cycle's own signals, and nothing once the daemon is stopping."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any, cast
 
+import pytest
+
 from aggbatt.cells import DEFER_S, CellSubscriber
 from aggbatt.config import validate_config
-from aggbatt.core.cellwatch import MAX_PATH, Why
+from aggbatt.core.cellwatch import MAX_PATH, MIN_PATH, Why
+from aggbatt.venus.bus import Tasks
 from aggbatt.venus.client import Monitor, RemoteService
 
 
@@ -41,3 +45,37 @@ async def test_a_closed_subscriber_starts_nothing() -> None:
     sub.on_values(RemoteService("com.victronenergy.battery.ttyUSB1", ":1.8"), {MAX_PATH: 3.44})
     await asyncio.sleep(DEFER_S * 4)
     assert started == []
+
+
+class RefusingMonitor:
+    """A monitor whose bus refuses every match rule (its rule limit reached)."""
+
+    def __init__(self) -> None:
+        self.services = {"p": RemoteService("p", ":1.7", values={"/Voltages/Cell1": 3.3})}
+        self.reads = 0
+
+    async def watch(self, name: str, namespaces: Any) -> bool:
+        return False
+
+    async def read(self, name: str, path: str) -> dict[str, Any] | None:
+        self.reads += 1
+        return {}
+
+    def update(self, name: str, values: Any) -> None:
+        pass
+
+
+async def test_a_refused_watch_is_said_once_and_the_cells_are_read_each_cycle(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monitor = RefusingMonitor()
+    tasks = Tasks()
+    sub = CellSubscriber(cast(Monitor, monitor), validate_config({}), tasks.spawn, lambda: 0.0)
+    pack = {"/Voltages/Cell1": 3.44, MAX_PATH: 3.44, MIN_PATH: 3.3}  # in the band
+    with caplog.at_level(logging.INFO, logger="aggbatt"):
+        for now in range(3):
+            sub.after_cycle({"p": pack}, attentive=False, now=float(now))
+            await asyncio.sleep(DEFER_S * 4)
+            await tasks.finish(1.0)
+    assert monitor.reads == 3  # not live: read at every cycle instead
+    assert caplog.text.count("could not watch the cells of p") == 1

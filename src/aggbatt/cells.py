@@ -15,6 +15,7 @@ from typing import Any
 
 from aggbatt.config import Config
 from aggbatt.core import cellwatch
+from aggbatt.core.battery import cell_subtree, is_cell
 from aggbatt.core.cellwatch import CELL_NAMESPACES, CellWatch, cell_band
 from aggbatt.venus.client import Monitor, RemoteService
 from aggbatt.venus.wire import Value
@@ -33,8 +34,9 @@ class CellSubscriber:
         self, monitor: Monitor, config: Config, spawn: Spawn, clock: Callable[[], float]
     ) -> None:
         self.monitor = monitor
-        self.config = config
-        self.watch = CellWatch(cell_band(config, attentive=True))
+        self._bands = {attentive: cell_band(config, attentive) for attentive in (False, True)}
+        """The configuration's two bands (calm, or a cut, block or latch in force)."""
+        self.watch = CellWatch(self._bands[True])
         self._spawn = spawn
         self._clock = clock
         self._live: set[str] = set()
@@ -42,6 +44,8 @@ class CellSubscriber:
         self._reading: set[str] = set()
         self._interval = cellwatch.check_interval(config)
         self._pending: set[asyncio.TimerHandle] = set()
+        self._refused: set[str] = set()
+        """Packs whose cell rule the bus refused (said once until it is accepted)."""
         self._closed = False
 
     def close(self) -> None:
@@ -56,10 +60,10 @@ class CellSubscriber:
     ) -> None:
         """The core's plan for the next cycle's packs; the reads that are due."""
         before = self.watch.watched
-        self.watch = cellwatch.plan(self.watch, bank, cell_band(self.config, attentive), now)
+        self.watch = cellwatch.plan(self.watch, bank, self._bands[attentive], now)
         for key in self.watch.watched.keys() - before.keys():
             log.debug("cells of %s watched: %s", key, self.watch.watched[key].value)
-        self._sync()
+        self._sync(retry=True)
         for key in self.watch.due(now, self._interval):
             if key not in self._reading:
                 self._defer(self._read, key)
@@ -71,9 +75,13 @@ class CellSubscriber:
             self.watch = cellwatch.watch_now(self.watch, name)
             self._sync()
 
-    def _sync(self) -> None:
+    def _sync(self, retry: bool = False) -> None:
+        """Watch what the core wants watched, unwatch the rest; a watch the bus refused is
+        tried again once a cycle (``retry``), not at once."""
         wanted = self.watch.watched.keys()
         for key in wanted - self._live:
+            if key in self._refused and not retry:
+                continue
             self._live.add(key)
             self._defer(self._watch, key)
         for key in self._live - wanted:
@@ -101,7 +109,15 @@ class CellSubscriber:
         """Watch (or stop watching) a pack's cells, then read them once: the cells entering
         are current at once, and the cells leaving are left current, not stale."""
         if watch:
-            await self.monitor.watch(key, CELL_NAMESPACES)
+            if await self.monitor.watch(key, CELL_NAMESPACES):
+                if key in self._refused:
+                    self._refused.discard(key)
+                    log.info("the cells of %s are watched again", key)
+            else:  # refused (the bus's rule limit?): each cycle tries again and reads them
+                if key not in self._refused:
+                    log.warning("could not watch the cells of %s: read each cycle instead", key)
+                self._refused.add(key)
+                self._live.discard(key)
         else:
             await self.monitor.unwatch(key, CELL_NAMESPACES)
         await self._read(key)
@@ -110,16 +126,15 @@ class CellSubscriber:
         service = self.monitor.services.get(key)
         if service is None or key in self._reading:
             return
-        prefix = "/Cell" if "/Cell/1/Volts" in service.values else "/Voltages"
         self._reading.add(key)
         try:
-            read = await self.monitor.read(key, prefix)
+            read = await self.monitor.read(key, cell_subtree(service.values))
         finally:
             self._reading.discard(key)
         service = self.monitor.services.get(key)
         if read is None or service is None:
             return
-        cells = {p: v for p, v in service.values.items() if cellwatch.is_cell(p)}
+        cells = {p: v for p, v in service.values.items() if is_cell(p)}
         cells.update(read)
         # a disagreement is a fault of the pack: the cycle reports it (one line per episode)
         self.watch = cellwatch.checked(self.watch, key, service.values, cells, self._clock())

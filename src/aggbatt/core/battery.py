@@ -130,6 +130,25 @@ MAX_CELLS = 64
 _CELL_PATHS = tuple(f"/Voltages/Cell{i}" for i in range(1, MAX_CELLS + 1))
 _CELL_PATHS_2 = tuple(f"/Cell/{i}/Volts" for i in range(1, MAX_CELLS + 1))
 """serialbattery's BATTERY_CELL_DATA_FORMAT 2 and 3 publish the cells here instead."""
+
+
+def has_cells(values: Mapping[str, Any]) -> bool:
+    """Whether a pack publishes its cells (in either shape)."""
+    return _CELL_PATHS[0] in values or _CELL_PATHS_2[0] in values
+
+
+def cell_subtree(values: Mapping[str, Any]) -> str:
+    """Where a pack's cells are: ``/Voltages`` or (serialbattery's other shape) ``/Cell``."""
+    return "/Voltages" if _CELL_PATHS[0] in values or _CELL_PATHS_2[0] not in values else "/Cell"
+
+
+def is_cell(path: str) -> bool:
+    """``/Voltages/Cell5`` or ``/Cell/5/Volts`` (not ``/Voltages/Sum``)."""
+    return path.startswith("/Voltages/Cell") or (
+        path.startswith("/Cell/") and path.endswith("/Volts")
+    )
+
+
 _LINK_PATHS = ("/Dc/0/Voltage", "/Dc/0/Current")
 """serialbattery sets these to None after 10 s without its BMS (and keeps the rest)."""
 
@@ -333,7 +352,7 @@ def _cells(r: _Reader) -> tuple[float, ...]:
     cells: list[float] = []
     values, good = r.values, r.good
     low, high = CELL_VOLTAGE_RANGE
-    paths = _CELL_PATHS if "/Voltages/Cell1" in values else _CELL_PATHS_2
+    paths = _CELL_PATHS if _CELL_PATHS[0] in values else _CELL_PATHS_2
     for path in paths:
         v: Any = values.get(path, _ABSENT)
         if plain(v, low, high):

@@ -50,7 +50,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aggbatt.config import Config
-from aggbatt.core.battery import ALARMS, CELL_VOLTAGE_RANGE, PATHS, Fault, plain
+from aggbatt.core.battery import (
+    ALARMS,
+    CELL_VOLTAGE_RANGE,
+    PATHS,
+    Fault,
+    has_cells,
+    is_cell,
+    plain,
+)
 
 BAND_V = 0.03
 """A summary within this of a threshold has its pack's cells watched."""
@@ -176,10 +184,6 @@ def check_interval(config: Config) -> float:
     return min(CROSS_CHECK_S, config.batteries.frozen_after / 2)
 
 
-def has_cells(values: Mapping[str, Any]) -> bool:
-    return "/Voltages/Cell1" in values or "/Cell/1/Volts" in values
-
-
 def _why(values: Mapping[str, Any], band: CellBand, was: Why | None, disagree: bool) -> Why | None:
     if disagree:
         return Why.DISAGREES
@@ -216,13 +220,6 @@ def plan(
 def watch_now(watch: CellWatch, key: str) -> CellWatch:
     """A summary entered the band between cycles (:meth:`CellBand.enters`)."""
     return replace(watch, watched={**watch.watched, key: Why.BAND})
-
-
-def is_cell(path: str) -> bool:
-    """``/Voltages/Cell5`` or ``/Cell/5/Volts`` (not ``/Voltages/Sum``)."""
-    return path.startswith("/Voltages/Cell") or (
-        path.startswith("/Cell/") and path.endswith("/Volts")
-    )
 
 
 def cross_check(values: Mapping[str, Any], cells: Mapping[str, Any]) -> Fault | None:

@@ -180,8 +180,7 @@ _CELL_PREFIXES = (
     "/Voltages/Cell", "/Cell/", "/System/MaxCellVoltage", "/System/MinCellVoltage",
 )  # fmt: skip
 _LINK_PATHS = ("/Dc/0/Voltage", "/Dc/0/Current")
-_VITAL = ("/Dc/0/Current", "/Voltages/Cell", "/Cell/", "/System/MaxCellVoltage",
-          "/System/MinCellVoltage")  # fmt: skip
+_VITAL_PREFIXES = ("/Voltages/Cell", "/Cell/", "/System/MaxCellVoltage", "/System/MinCellVoltage")
 _MEASUREMENTS = (
     "/Voltages/Cell", "/Cell/", "/Dc/0/Voltage", "/Dc/0/Current", "/Soc", "/Dc/0/Temperature",
     "/System/MinCellTemperature", "/System/MaxCellTemperature", "/System/MinCellVoltage",
@@ -203,7 +202,7 @@ def is_vital(path: str) -> bool:
     """The paths that must move while current flows through the pack (rule 10): the current,
     the cells, and the cells' summary (which is all of them that is received outside the band,
     rule 4)."""
-    return path.startswith(_VITAL)
+    return path == "/Dc/0/Current" or path.startswith(_VITAL_PREFIXES)
 
 
 def is_measurement(path: str) -> bool:

@@ -245,18 +245,26 @@ class Monitor:
     def of_class(self, service_class: str) -> list[RemoteService]:
         return [s for s in self.services.values() if self._classify(s.name) == service_class]
 
-    async def watch(self, name: str, namespaces: Sequence[str]) -> None:
-        """Receive these path namespaces of one tracked service too (a pack's cells)."""
+    async def watch(self, name: str, namespaces: Sequence[str]) -> bool:
+        """Receive these path namespaces of one tracked service too (a pack's cells); False
+        when the bus refused a rule (that rule is not kept). A service gone has nothing to
+        watch."""
         service = self.services.get(name)
         if service is None:
-            return
+            return True
         rules = self._owner_rules.setdefault(service.owner, [])
+        added = True
         for namespace in namespaces:
             rule = _namespace_rule(service.owner, namespace)
             if rule not in rules:
                 rules.append(rule)
-                with contextlib.suppress(BusCallError):
+                try:
                     await busmod.add_match(self.bus, rule)
+                except BusCallError as exc:
+                    log.debug("AddMatch %s refused: %s", rule, exc)
+                    rules.remove(rule)
+                    added = False
+        return added
 
     async def unwatch(self, name: str, namespaces: Sequence[str]) -> None:
         """Stop receiving what :meth:`watch` added."""

@@ -125,6 +125,8 @@ class VeService:
         self.registered = False
         self._items: dict[str, Item] = {}
         self._children: dict[str, set[str]] = {"/": set()}
+        self._dynamic: set[str] | None = None
+        """The paths :meth:`sync_paths` keeps (None before its first call)."""
         bus.add_message_handler(self._on_message)
 
     @classmethod
@@ -173,13 +175,18 @@ class VeService:
         self, values: Mapping[str, Value], dynamic: Callable[[str], bool], **options: Any
     ) -> None:
         """The paths that come and go (``dynamic``: a pack's cells) become those of
-        ``values``: the new ones added, the ones no longer there removed (values not sent)."""
+        ``values``: the new ones added, the ones no longer there removed (values not sent).
+        One kind of such paths a service: after the first call, those present are known
+        without a look at every path."""
         wanted = {p for p in values if dynamic(p)}
-        present = {p for p in self._items if dynamic(p)}
+        present = self._dynamic
+        if present is None:
+            present = {p for p in self._items if dynamic(p)}
         if present - wanted:
             self.remove_paths(present - wanted)
         if wanted - present:
             self.add_paths({p: values[p] for p in wanted - present}, **options)
+        self._dynamic = wanted
 
     def _insert(self, path: str, item: Item) -> None:
         _check_path(path)
